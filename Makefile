@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format fixtures clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "migcheck needs Python >= 3.10 (found $$($(PYTHON) --version))"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# Shows a verdict; UNSAFE is the expected answer for these fixtures, so exit 1 is success here.
+demo: $(STAMP)
+	@$(BIN)/migcheck pair fixtures/hosts/debian13-qemu10.0-epyc-pvm.json \
+		fixtures/hosts/debian12-qemu7.2-epyc-pvm.json \
+		--cmdline fixtures/cmdlines/web01-q35.cmdline; \
+	rc=$$?; [ $$rc -le 1 ] || exit $$rc
+
+test: $(STAMP)
+	$(BIN)/ruff check migcheck tests
+	$(BIN)/ruff format --check migcheck tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check migcheck tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format migcheck tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,47 @@
+"""Accelerator check: a KVM guest needs a working KVM on the destination."""
+
+from __future__ import annotations
+
+import os
+
+from migcheck.checks.base import Context, Finding, Status, unknown
+
+
+def _wants_kvm(ctx: Context) -> tuple[bool, str]:
+    accel = ctx.vm.accel
+    if accel:
+        return accel[0] == "kvm", "-accel " + ":".join(accel)
+    # RHEL's /usr/libexec/qemu-kvm defaults to KVM; upstream system emulators default to TCG.
+    if ctx.vm.binary and os.path.basename(ctx.vm.binary) == "qemu-kvm":
+        return True, "qemu-kvm (defaults to KVM)"
+    return False, "no accelerator given (QEMU defaults to TCG)"
+
+
+def check_kvm(ctx: Context) -> list[Finding]:
+    cid = "accel.kvm"
+    wants, how = _wants_kvm(ctx)
+    if not wants:
+        return [Finding(cid, Status.PASS, f"{how}: KVM not required")]
+    sides = {}
+    for role, facts in (("source", ctx.src), ("destination", ctx.dst)):
+        usable = facts.kvm_usable
+        enabled = facts.qemu_kvm_enabled
+        if usable is None or enabled is None:
+            why = facts.missing("kvm") or facts.missing("qemu") or "no QEMU KVM facts"
+            return [unknown(cid, f"{role} {facts.name}: {why}")]
+        sides[role] = usable and enabled
+    src_text = "KVM enabled" if sides["source"] else "KVM unavailable"
+    dst_text = "KVM enabled" if sides["destination"] else "KVM unavailable"
+    if not sides["destination"]:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"the guest uses KVM ({how}) but the destination's QEMU cannot use KVM "
+                "(no usable /dev/kvm or KVM disabled)",
+                source=src_text,
+                destination=dst_text,
+                fix="load the kvm module on the destination (and check /dev/kvm permissions)",
+            )
+        ]
+    return [Finding(cid, Status.PASS, f"KVM usable on both hosts ({how})", src_text, dst_text)]

@@ -1,0 +1,69 @@
+"""What every check shares: the context it reads and the finding it returns.
+
+Checks are pure functions ``(Context) -> list[Finding]``: no I/O, no globals, so they can
+be tested with facts built in memory and run thousands of times in a fleet matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from migcheck.facts import Facts
+from migcheck.vm import VmSpec
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str  # stable, dotted: "machine.type"
+    status: Status
+    message: str  # plain language: why
+    source: Any = None  # the value on the source host
+    destination: Any = None  # the value on the destination host
+    fix: str | None = None  # what to change, where one exists
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "message": self.message,
+            "source": self.source,
+            "destination": self.destination,
+        }
+        if self.fix:
+            out["fix"] = self.fix
+        return out
+
+
+@dataclass(frozen=True)
+class Context:
+    vm: VmSpec
+    src: Facts
+    dst: Facts
+
+
+def unknown(check_id: str, *reasons: str | None) -> Finding:
+    """A check that cannot judge: the verdict becomes unknown, never safe."""
+    why = "; ".join(r for r in reasons if r) or "facts are missing"
+    return Finding(check_id, Status.UNKNOWN, f"cannot judge: {why}")
+
+
+def missing_qemu(ctx: Context, key: str) -> list[str]:
+    """Reasons the QEMU facts ``key`` are unusable on either side (empty when usable)."""
+    reasons = []
+    for role, facts in (("source", ctx.src), ("destination", ctx.dst)):
+        why = facts.missing("qemu")
+        if why is None and (facts.qemu or {}).get(key) is None:
+            err = (facts.qemu or {}).get("error")
+            why = f"no QEMU {key} facts" + (f" ({err})" if err else "")
+        if why:
+            reasons.append(f"{role} {facts.name}: {why}")
+    return reasons

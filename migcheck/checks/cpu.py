@@ -1,0 +1,306 @@
+"""CPU checks: the guest must see the same CPU after the move.
+
+Sources of truth are QEMU's own answers on each host: ``query-cpu-definitions`` (with each
+model's ``unavailable-features`` under KVM) and ``query-cpu-model-expansion`` of ``host``.
+A named model without ``enforce`` silently drops the features a host cannot provide, so
+the guest's CPUID depends on the host; with ``enforce`` QEMU refuses to start instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.cpufeatures import canonical, canonical_props, canonical_set
+
+PASSTHROUGH_MODELS = ("host", "max")
+
+# Boolean -cpu properties that are switches of QEMU or of KVM rather than CPUID feature bits.
+# Hyper-V enlightenments (hv-*) depend on KVM capabilities, not on the host CPU, and are
+# judged by their own check; "x-" properties are QEMU internals.
+_NOT_FEATURES = {
+    "check",
+    "enforce",
+    "migratable",
+    "l3-cache",
+    "legacy-cache",
+    "host-phys-bits",
+    "host-cache-info",
+    "fill-mtrr-mask",
+    "full-cpuid-auto-level",
+    "tcg-cpuid",
+    "cpuid-0xb",
+    "kvm",
+    "pmu",
+    "lmce",
+    "vmware-cpuid-freq",
+    "kvm-no-smi-migration",
+    "kvm-pv-enforce-cpuid",
+    "x2apic-id-only",
+}
+
+
+def is_cpuid_feature(name: str) -> bool:
+    return not (name in _NOT_FEATURES or name.startswith(("hv-", "x-", "hv_")))
+
+
+def _feature_props(props: Mapping[str, Any]) -> dict[str, bool]:
+    """Boolean CPUID features of an expansion, by canonical name (aliases folded)."""
+    return {
+        name: value
+        for name, value in canonical_props(props).items()
+        if isinstance(value, bool) and is_cpuid_feature(name)
+    }
+
+
+def _wanted(ctx: Context) -> dict[str, bool]:
+    """The guest's explicit feature switches, by canonical name."""
+    return {canonical(f): on for f, on in ctx.vm.cpu.features.items()}
+
+
+def _fmt(features: set[str] | list[str], limit: int = 12) -> str:
+    items = sorted(features)
+    text = ", ".join(items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _model_name(ctx: Context) -> str | None:
+    """The CPU model the guest uses: -cpu, or the machine type's default CPU."""
+    if ctx.vm.cpu.model:
+        return ctx.vm.cpu.model
+    machine = ctx.src.resolve_machine(ctx.vm.machine.type)
+    info = (ctx.src.machines or {}).get(machine or "", {})
+    default = info.get("default_cpu_type")
+    if isinstance(default, str) and default.endswith("-x86_64-cpu"):
+        return default.removesuffix("-x86_64-cpu")
+    return None
+
+
+def _enforced(ctx: Context) -> bool:
+    return bool(_wanted(ctx).get("enforce"))
+
+
+def check_model(ctx: Context) -> list[Finding]:
+    cid = "cpu.model"
+    reasons = missing_qemu(ctx, "cpu_models")
+    if reasons:
+        return [unknown(cid, *reasons)]
+    name = _model_name(ctx)
+    if name is None:
+        return [unknown(cid, "the machine type's default CPU model is not in the facts")]
+    if name in PASSTHROUGH_MODELS:
+        return [Finding(cid, Status.PASS, f"-cpu {name}: judged by cpu.passthrough", name, name)]
+    src_model = ctx.src.resolve_cpu_model(name)
+    dst_model = ctx.dst.resolve_cpu_model(name)
+    if src_model is None:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"the source QEMU has no CPU model {name!r}",
+                source=None,
+                destination=dst_model,
+                fix="check the model against 'qemu-system-x86_64 -cpu help' on the source",
+            )
+        ]
+    if dst_model is None:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"the destination QEMU {ctx.dst.qemu_version} has no CPU model {name!r}",
+                source=src_model,
+                destination=None,
+                fix="upgrade QEMU on the destination, or use a CPU model both hosts have",
+            )
+        ]
+    if src_model != dst_model:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"-cpu {name} means {src_model} on the source but {dst_model} on the destination",
+                source=src_model,
+                destination=dst_model,
+                fix=f"pin the versioned model: -cpu {src_model}",
+            )
+        ]
+    off = {f for f, on in _wanted(ctx).items() if not on}
+    src_un = canonical_set(ctx.src.cpu_models[name].get("unavailable_features") or []) - off  # type: ignore[index]
+    dst_un = canonical_set(ctx.dst.cpu_models[name].get("unavailable_features") or []) - off  # type: ignore[index]
+    lost = dst_un - src_un  # the guest has them on the source; the destination cannot give them
+    gained = src_un - dst_un  # the destination would add them under the running guest
+    if _enforced(ctx) and src_un:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"-cpu {name},enforce cannot start on the source: it lacks {_fmt(src_un)}",
+                source=sorted(src_un),
+                destination=sorted(dst_un),
+            )
+        ]
+    if lost:
+        off = ",".join(f"-{f}" for f in sorted(lost))
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"{src_model} on the destination lacks features the guest uses on the source: "
+                f"{_fmt(lost)}",
+                source=sorted(src_un),
+                destination=sorted(dst_un),
+                fix=f"use a CPU model the destination can run, or start the guest with "
+                f"-cpu {name},{off}",
+            )
+        ]
+    if gained:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"{src_model} would gain {_fmt(gained)} on the destination: the guest's CPUID "
+                "would change under it",
+                source=sorted(src_un),
+                destination=sorted(dst_un),
+                fix="start the guest with those features off on both hosts: -cpu "
+                + name
+                + ","
+                + ",".join(f"-{f}" for f in sorted(gained)),
+            )
+        ]
+    if src_un:
+        return [
+            Finding(
+                cid,
+                Status.WARN,
+                f"{src_model} runs without {_fmt(src_un)} on both hosts: identical, but the "
+                "guest has less than the model promises",
+                source=sorted(src_un),
+                destination=sorted(dst_un),
+                fix=f"add enforce, or turn them off explicitly: -cpu {name},"
+                + ",".join(f"-{f}" for f in sorted(src_un)),
+            )
+        ]
+    return [
+        Finding(
+            cid, Status.PASS, f"{src_model} is fully available on both hosts", src_model, dst_model
+        )
+    ]
+
+
+def check_features(ctx: Context) -> list[Finding]:
+    cid = "cpu.features"
+    wanted = sorted(f for f, on in _wanted(ctx).items() if on and is_cpuid_feature(f))
+    if not wanted:
+        return [Finding(cid, Status.PASS, "no CPU features are explicitly enabled")]
+    reasons = missing_qemu(ctx, "host_cpu")
+    if reasons or ctx.src.host_cpu is None or ctx.dst.host_cpu is None:
+        return [unknown(cid, *(reasons or ["no host CPU expansion in the facts"]))]
+    src_props = _feature_props(ctx.src.host_cpu["props"])
+    dst_props = _feature_props(ctx.dst.host_cpu["props"])
+    src_missing = {f for f in wanted if src_props.get(f) is not True}
+    dst_missing = {f for f in wanted if dst_props.get(f) is not True}
+    lost = dst_missing - src_missing
+    if lost:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"the destination cannot provide explicitly enabled {_fmt(lost)}",
+                source=sorted(set(wanted) - src_missing),
+                destination=sorted(set(wanted) - dst_missing),
+                fix="remove " + ",".join(f"+{f}" for f in sorted(lost)) + " from -cpu, "
+                "or choose a destination whose CPU has them",
+            )
+        ]
+    if src_missing:
+        return [
+            Finding(
+                cid,
+                Status.WARN,
+                f"{_fmt(src_missing)} enabled but unavailable on the source: dropped silently "
+                "(or fatal with enforce)",
+                source=sorted(set(wanted) - src_missing),
+                destination=sorted(set(wanted) - dst_missing),
+            )
+        ]
+    return [Finding(cid, Status.PASS, f"{_fmt(wanted)} available on both hosts", wanted, wanted)]
+
+
+def check_passthrough(ctx: Context) -> list[Finding]:
+    cid = "cpu.passthrough"
+    model = ctx.vm.cpu.model
+    if model not in PASSTHROUGH_MODELS:
+        return [Finding(cid, Status.PASS, "not a host-passthrough CPU")]
+    reasons = missing_qemu(ctx, "host_cpu")
+    if reasons or ctx.src.host_cpu is None or ctx.dst.host_cpu is None:
+        return [unknown(cid, *(reasons or ["no host CPU expansion in the facts"]))]
+    src_props = ctx.src.host_cpu["props"]
+    dst_props = ctx.dst.host_cpu["props"]
+    src_vendor, dst_vendor = src_props.get("vendor"), dst_props.get("vendor")
+    if src_vendor and dst_vendor and src_vendor != dst_vendor:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"-cpu {model} passes the host CPU through: {src_vendor} cannot become "
+                f"{dst_vendor} under a running guest",
+                source=src_vendor,
+                destination=dst_vendor,
+                fix="use a named CPU model both hosts can run instead of -cpu " + model,
+            )
+        ]
+    off = {f for f, on in _wanted(ctx).items() if not on}
+    src_f = {f for f, on in _feature_props(src_props).items() if on} - off
+    dst_f = {f for f, on in _feature_props(dst_props).items() if on} - off
+    lost = src_f - dst_f
+    if lost:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"-cpu {model}: the guest sees {len(lost)} CPU features on the source that the "
+                f"destination lacks: {_fmt(lost)}",
+                source=sorted(lost),
+                destination=[],
+                fix="use a named CPU model both hosts can run (see 'migcheck host'), or add "
+                + ",".join(f"-{f}" for f in sorted(lost)[:8])
+                + ("..." if len(lost) > 8 else "")
+                + " on both hosts",
+            )
+        ]
+    ident = [
+        k
+        for k in ("family", "model", "stepping", "model-id")
+        if src_props.get(k) != dst_props.get(k)
+    ]
+    gained = dst_f - src_f
+    if gained or ident:
+        what = []
+        if gained:
+            what.append(f"it would gain {_fmt(gained)}")
+        if ident:
+            what.append("the CPU identity differs (" + ", ".join(ident) + ")")
+        return [
+            Finding(
+                cid,
+                Status.WARN,
+                f"-cpu {model}: no feature is lost, but " + " and ".join(what) + "; host "
+                "passthrough is only reliable between identical hosts",
+                source={k: src_props.get(k) for k in ident} or None,
+                destination=sorted(gained) or None,
+                fix="use a named CPU model both hosts can run",
+            )
+        ]
+    return [
+        Finding(
+            cid,
+            Status.PASS,
+            f"-cpu {model}: both hosts expose the same {len(src_f)} CPU features; keep the hosts "
+            "identical",
+            source=len(src_f),
+            destination=len(dst_f),
+        )
+    ]

@@ -1,0 +1,308 @@
+"""Host facts: the versioned JSON document one probe run produces, loaded and validated.
+
+A facts document has a ``schema`` field and one object per section (``kernel``, ``os``,
+``cpu``, ``kvm``, ``devices``, ``qemu``). A section that the probe could not gather is
+``{"error": "..."}``; checks that need it report ``unknown``. The loader refuses foreign or
+corrupt documents with an :class:`InputError` naming the file and what is wrong, because a
+misread facts file must never turn into a ``safe`` verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from migcheck.errors import InputError
+
+SCHEMA = "migcheck.facts/1"
+SCHEMA_PREFIX = "migcheck.facts/"
+SECTIONS = ("kernel", "os", "cpu", "kvm", "devices", "qemu")
+MAX_FACTS_BYTES = 64 * 1024 * 1024
+
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``"7.2.22"`` -> ``(7, 2, 22)``; anything unparsable -> None."""
+    m = _VERSION_RE.match(text or "")
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+class FactsError(InputError):
+    """A facts document that is not one migcheck can trust."""
+
+    def __init__(self, origin: str, problem: str) -> None:
+        super().__init__(f"{origin}: not usable migcheck host facts: {problem}")
+        self.origin = origin
+        self.problem = problem
+
+
+# Each rule: dotted path inside a section -> expected JSON type(s). Only what checks read is
+# validated strictly; other fields are carried along untouched.
+_RULES: dict[str, list[tuple[str, type | tuple[type, ...]]]] = {
+    "kernel": [("release", str), ("arch", str)],
+    "os": [("id", str)],
+    "cpu": [("vendor", str), ("flags", list)],
+    "kvm": [("present", bool), ("usable", bool), ("capabilities", dict), ("modules", dict)],
+    "devices": [],
+    "qemu": [("binary", str)],
+}
+
+
+def _check_type(origin: str, where: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    # bool is an int in Python; facts must not let one stand for the other.
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, (int, float)))
+    if not ok:
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise FactsError(origin, f"{where} should be {names}, found {type(value).__name__}")
+
+
+def validate(doc: Any, origin: str) -> dict[str, Any]:
+    """Check a parsed document; return it unchanged or raise :class:`FactsError`."""
+    if not isinstance(doc, dict):
+        raise FactsError(origin, f"top level should be a JSON object, found {type(doc).__name__}")
+    schema = doc.get("schema")
+    if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
+        raise FactsError(
+            origin,
+            f"no migcheck schema field (found {schema!r}); "
+            "expected a file written by 'migcheck gather'",
+        )
+    if schema != SCHEMA:
+        raise FactsError(
+            origin, f"schema {schema!r} is not supported (this migcheck reads {SCHEMA})"
+        )
+    for name in SECTIONS:
+        if name not in doc:
+            raise FactsError(origin, f"section {name!r} is missing")
+        sec = doc[name]
+        _check_type(origin, name, sec, dict)
+        if "error" in sec:
+            _check_type(origin, f"{name}.error", sec["error"], str)
+            continue
+        for key, kind in _RULES[name]:
+            if key not in sec:
+                raise FactsError(origin, f"{name}.{key} is missing")
+            _check_type(origin, f"{name}.{key}", sec[key], kind)
+    _validate_qemu(doc["qemu"], origin)
+    _validate_kvm(doc["kvm"], origin)
+    host = doc.get("host", {})
+    _check_type(origin, "host", host, dict)
+    return doc
+
+
+def _validate_list_of_named(origin: str, where: str, items: Any) -> None:
+    _check_type(origin, where, items, list)
+    for i, item in enumerate(items):
+        _check_type(origin, f"{where}[{i}]", item, dict)
+        _check_type(origin, f"{where}[{i}].name", item.get("name"), str)
+
+
+def _validate_qemu(sec: dict[str, Any], origin: str) -> None:
+    if "error" in sec:
+        return
+    # A QEMU section may be partial (QMP failed half way): what is there must be well formed.
+    if "version" in sec:
+        _check_type(origin, "qemu.version", sec["version"], str)
+        if parse_version(sec["version"]) is None:
+            raise FactsError(origin, f"qemu.version {sec['version']!r} is not a version")
+    if "machines" in sec:
+        _validate_list_of_named(origin, "qemu.machines", sec["machines"])
+    if "cpu_models" in sec:
+        _validate_list_of_named(origin, "qemu.cpu_models", sec["cpu_models"])
+        for i, model in enumerate(sec["cpu_models"]):
+            unavailable = model.get("unavailable_features")
+            if unavailable is not None:
+                _check_type(origin, f"qemu.cpu_models[{i}].unavailable_features", unavailable, list)
+    if "kvm" in sec:
+        _check_type(origin, "qemu.kvm", sec["kvm"], dict)
+    host_cpu = sec.get("host_cpu")
+    if isinstance(host_cpu, dict) and "error" not in host_cpu:
+        _check_type(origin, "qemu.host_cpu.props", host_cpu.get("props"), dict)
+        _check_type(origin, "qemu.host_cpu.model", host_cpu.get("model"), str)
+
+
+def _validate_kvm(sec: dict[str, Any], origin: str) -> None:
+    if "error" in sec:
+        return
+    for name, value in sec["capabilities"].items():
+        _check_type(origin, f"kvm.capabilities.{name}", value, int)
+
+
+def load_facts(path: str | Path) -> Facts:
+    """Load and validate a saved facts file."""
+    origin = str(path)
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FACTS_BYTES:
+            raise FactsError(origin, f"file is {size} bytes, more than {MAX_FACTS_BYTES}")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{origin}: cannot read facts file: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FactsError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise FactsError(
+            origin, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise FactsError(origin, "JSON nested too deeply") from None
+    return Facts(validate(doc, origin), origin)
+
+
+def facts_from_probe_output(output: str, origin: str) -> Facts:
+    """Parse what the probe printed; garbage or truncation is the host's fault (exit 3)."""
+    from migcheck.errors import HostError
+
+    text = output.strip()
+    if not text:
+        raise HostError(origin, "the probe printed nothing")
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise HostError(
+            origin, f"the probe's output is not a facts document ({detail}; {len(text)} bytes)"
+        ) from None
+    try:
+        return Facts(validate(doc, origin), origin)
+    except FactsError as exc:
+        raise HostError(origin, f"the probe's output is not usable: {exc.problem}") from None
+
+
+def save_facts(facts: Facts, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True, eq=False)
+class Facts:
+    """A validated facts document with the accessors checks need.
+
+    Accessors return None when the data is missing, so checks can say ``unknown``.
+    """
+
+    doc: Mapping[str, Any]
+    origin: str  # file path or host name, for messages
+
+    @property
+    def name(self) -> str:
+        host = self.doc.get("host") or {}
+        return str(host.get("name") or self.origin)
+
+    def section(self, name: str) -> Mapping[str, Any] | None:
+        sec = self.doc.get(name)
+        if not isinstance(sec, Mapping) or "error" in sec:
+            return None
+        return sec
+
+    def missing(self, name: str) -> str | None:
+        """Why a section is unusable, or None when it is fine."""
+        sec = self.doc.get(name)
+        if not isinstance(sec, Mapping):
+            return f"no {name} facts"
+        if "error" in sec:
+            return f"{name} facts could not be gathered: {sec['error']}"
+        return None
+
+    # --- kernel / cpu -------------------------------------------------------------
+    @property
+    def kernel_release(self) -> str | None:
+        sec = self.section("kernel")
+        return sec.get("release") if sec else None
+
+    @property
+    def cpu_summary(self) -> str | None:
+        sec = self.section("cpu")
+        if not sec:
+            return None
+        name = sec.get("model_name") or sec.get("vendor")
+        fms = "/".join(str(sec.get(k)) for k in ("family", "model", "stepping"))
+        return f"{name} ({fms})"
+
+    # --- kvm ----------------------------------------------------------------------
+    @property
+    def kvm_usable(self) -> bool | None:
+        sec = self.section("kvm")
+        if sec is None:
+            return None
+        return bool(sec.get("present")) and bool(sec.get("usable"))
+
+    # --- qemu ---------------------------------------------------------------------
+    @property
+    def qemu(self) -> Mapping[str, Any] | None:
+        return self.section("qemu")
+
+    @property
+    def qemu_version(self) -> str | None:
+        q = self.qemu
+        return q.get("version") if q else None
+
+    @property
+    def qemu_version_tuple(self) -> tuple[int, int, int] | None:
+        return parse_version(self.qemu_version or "")
+
+    @cached_property
+    def machines(self) -> dict[str, Mapping[str, Any]] | None:
+        q = self.qemu
+        if not q or not isinstance(q.get("machines"), list):
+            return None
+        return {m["name"]: m for m in q["machines"]}
+
+    def resolve_machine(self, name: str | None) -> str | None:
+        """Versioned machine type for a name, an alias or None (the default machine)."""
+        machines = self.machines
+        if machines is None:
+            return None
+        if name is None:
+            return next((n for n, m in machines.items() if m.get("is_default")), None)
+        if name in machines:
+            return name
+        return next((n for n, m in machines.items() if m.get("alias") == name), None)
+
+    def is_machine_alias(self, name: str | None) -> bool:
+        machines = self.machines or {}
+        if name is None:
+            return True
+        return name not in machines and any(m.get("alias") == name for m in machines.values())
+
+    @cached_property
+    def cpu_models(self) -> dict[str, Mapping[str, Any]] | None:
+        q = self.qemu
+        if not q or not isinstance(q.get("cpu_models"), list):
+            return None
+        return {c["name"]: c for c in q["cpu_models"]}
+
+    def resolve_cpu_model(self, name: str) -> str | None:
+        """Follow ``alias-of`` (e.g. ``Haswell`` -> ``Haswell-v1``); None when unknown."""
+        models = self.cpu_models
+        if models is None or name not in models:
+            return None
+        target = models[name].get("alias_of")
+        return target if isinstance(target, str) and target in models else name
+
+    @property
+    def host_cpu(self) -> Mapping[str, Any] | None:
+        """QEMU's expansion of ``-cpu host`` (KVM) or ``max`` (TCG): model and props."""
+        q = self.qemu
+        hc = q.get("host_cpu") if q else None
+        if not isinstance(hc, Mapping) or "error" in hc:
+            return None
+        return hc
+
+    @property
+    def qemu_kvm_enabled(self) -> bool | None:
+        q = self.qemu
+        kvm = q.get("kvm") if q else None
+        if not isinstance(kvm, Mapping):
+            return None
+        return bool(kvm.get("enabled"))

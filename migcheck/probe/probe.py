@@ -1,0 +1,483 @@
+# migcheck probe: runs on the hypervisor and prints one JSON document of host facts.
+#
+# Contract (DESIGN.md): standard library only, Python 3.6+ syntax (RHEL 8's
+# /usr/libexec/platform-python), LC_ALL=C, changes nothing on the host, bounded output and
+# run time. It travels on stdin; the controller may prepend one line that sets CONFIG.
+# Every section that fails is recorded as {"error": "..."}; the probe itself never crashes.
+#
+# Keep this file free of f-strings with "=", walrus, dataclasses, "from __future__
+# import annotations", subprocess(capture_output=/text=): tests check the syntax.
+
+import errno
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+PROBE_VERSION = 1
+SCHEMA = "migcheck.facts/1"
+
+try:
+    CONFIG  # noqa: B018 - set by the controller when it prepends its config line
+except NameError:
+    CONFIG = {}
+
+DEFAULT_QEMU_TIMEOUT = 20.0
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_QMP_BYTES = 32 * 1024 * 1024
+MAX_STDERR_BYTES = 64 * 1024
+
+# KVM ioctls: _IO(KVMIO=0xAE, nr), include/uapi/linux/kvm.h.
+KVM_GET_API_VERSION = 0xAE00
+KVM_CHECK_EXTENSION = 0xAE03
+
+# KVM_CAP_* numbers from include/uapi/linux/kvm.h (values are ABI, never renumbered).
+# Only capabilities that bear on x86 live migration or on QEMU defaults are asked for.
+KVM_CAPS = {
+    "KVM_CAP_IRQCHIP": 0,
+    "KVM_CAP_USER_MEMORY": 3,
+    "KVM_CAP_EXT_CPUID": 7,
+    "KVM_CAP_NR_VCPUS": 9,
+    "KVM_CAP_NR_MEMSLOTS": 10,
+    "KVM_CAP_PIT2": 33,
+    "KVM_CAP_IRQFD": 32,
+    "KVM_CAP_IOEVENTFD": 36,
+    "KVM_CAP_XEN_HVM": 38,
+    "KVM_CAP_ADJUST_CLOCK": 39,
+    "KVM_CAP_VCPU_EVENTS": 41,
+    "KVM_CAP_HYPERV": 44,
+    "KVM_CAP_HYPERV_VAPIC": 45,
+    "KVM_CAP_HYPERV_SPIN": 46,
+    "KVM_CAP_DEBUGREGS": 50,
+    "KVM_CAP_XSAVE": 55,
+    "KVM_CAP_XCRS": 56,
+    "KVM_CAP_ASYNC_PF": 59,
+    "KVM_CAP_TSC_CONTROL": 60,
+    "KVM_CAP_GET_TSC_KHZ": 61,
+    "KVM_CAP_MAX_VCPUS": 66,
+    "KVM_CAP_TSC_DEADLINE_TIMER": 72,
+    "KVM_CAP_KVMCLOCK_CTRL": 76,
+    "KVM_CAP_SIGNAL_MSI": 77,
+    "KVM_CAP_READONLY_MEM": 81,
+    "KVM_CAP_IRQFD_RESAMPLE": 82,
+    "KVM_CAP_HYPERV_TIME": 96,
+    "KVM_CAP_X86_SMM": 117,
+    "KVM_CAP_SPLIT_IRQCHIP": 121,
+    "KVM_CAP_HYPERV_SYNIC": 123,
+    "KVM_CAP_MAX_VCPU_ID": 128,
+    "KVM_CAP_X2APIC_API": 129,
+    "KVM_CAP_IMMEDIATE_EXIT": 136,
+    "KVM_CAP_X86_DISABLE_EXITS": 143,
+    "KVM_CAP_HYPERV_SYNIC2": 148,
+    "KVM_CAP_HYPERV_VP_INDEX": 149,
+    "KVM_CAP_GET_MSR_FEATURES": 153,
+    "KVM_CAP_HYPERV_EVENTFD": 154,
+    "KVM_CAP_HYPERV_TLBFLUSH": 155,
+    "KVM_CAP_NESTED_STATE": 157,
+    "KVM_CAP_HYPERV_SEND_IPI": 161,
+    "KVM_CAP_HYPERV_ENLIGHTENED_VMCS": 163,
+    "KVM_CAP_EXCEPTION_PAYLOAD": 164,
+    "KVM_CAP_HYPERV_CPUID": 167,
+    "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2": 168,
+    "KVM_CAP_PMU_EVENT_FILTER": 173,
+    "KVM_CAP_HYPERV_DIRECT_TLBFLUSH": 175,
+    "KVM_CAP_HALT_POLL": 182,
+    "KVM_CAP_ASYNC_PF_INT": 183,
+    "KVM_CAP_SMALLER_MAXPHYADDR": 185,
+    "KVM_CAP_STEAL_TIME": 187,
+    "KVM_CAP_X86_USER_SPACE_MSR": 188,
+    "KVM_CAP_X86_MSR_FILTER": 189,
+    "KVM_CAP_ENFORCE_PV_FEATURE_CPUID": 190,
+    "KVM_CAP_SYS_HYPERV_CPUID": 191,
+    "KVM_CAP_DIRTY_LOG_RING": 192,
+    "KVM_CAP_X86_BUS_LOCK_EXIT": 193,
+    "KVM_CAP_SGX_ATTRIBUTE": 196,
+    "KVM_CAP_VM_COPY_ENC_CONTEXT_FROM": 197,
+    "KVM_CAP_HYPERV_ENFORCE_CPUID": 199,
+    "KVM_CAP_SREGS2": 200,
+    "KVM_CAP_EXIT_HYPERCALL": 201,
+    "KVM_CAP_BINARY_STATS_FD": 203,
+    "KVM_CAP_EXIT_ON_EMULATION_FAILURE": 204,
+    "KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM": 206,
+    "KVM_CAP_VM_GPA_BITS": 207,
+    "KVM_CAP_XSAVE2": 208,
+    "KVM_CAP_SYS_ATTRIBUTES": 209,
+    "KVM_CAP_PMU_CAPABILITY": 212,
+    "KVM_CAP_DISABLE_QUIRKS2": 213,
+    "KVM_CAP_VM_TSC_CONTROL": 214,
+    "KVM_CAP_X86_TRIPLE_FAULT_EVENT": 218,
+    "KVM_CAP_X86_NOTIFY_VMEXIT": 219,
+    "KVM_CAP_VM_DISABLE_NX_HUGE_PAGES": 220,
+    "KVM_CAP_DIRTY_LOG_RING_ACQ_REL": 223,
+    "KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP": 225,
+    "KVM_CAP_PMU_EVENT_MASKED_EVENTS": 226,
+    "KVM_CAP_COUNTER_OFFSET": 227,
+    "KVM_CAP_USER_MEMORY2": 231,
+    "KVM_CAP_MEMORY_FAULT_INFO": 232,
+    "KVM_CAP_MEMORY_ATTRIBUTES": 233,
+    "KVM_CAP_GUEST_MEMFD": 234,
+    "KVM_CAP_VM_TYPES": 235,
+    "KVM_CAP_PRE_FAULT_MEMORY": 236,
+    "KVM_CAP_X86_APIC_BUS_CYCLES_NS": 237,
+    "KVM_CAP_X86_GUEST_MODE": 238,
+}
+
+# Host devices a guest's configuration may need on the destination.
+DEVICE_NODES = ["/dev/kvm", "/dev/vhost-net", "/dev/vhost-vsock", "/dev/net/tun", "/dev/sev",
+                "/dev/sgx_vepc"]
+
+
+def read_text(path, limit=MAX_FILE_BYTES):
+    """Read a small text file; bytes that are not UTF-8 are replaced, never fatal."""
+    # Read in modest chunks: some /proc/sys files fail with ENOMEM on one huge read().
+    chunks = []
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ValueError("%s is larger than %d bytes" % (path, limit))
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def section(fn):
+    """Run one collector; a failure becomes that section's error, never a crash."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the probe must always print a document
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+
+
+def collect_kernel():
+    return {
+        "release": read_text("/proc/sys/kernel/osrelease").strip(),
+        "version": read_text("/proc/version").strip(),
+        "arch": os.uname()[4],
+    }
+
+
+def parse_os_release(text):
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def collect_os():
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        if os.path.exists(path):
+            fields = parse_os_release(read_text(path))
+            return {
+                "id": fields.get("ID", ""),
+                "id_like": fields.get("ID_LIKE", "").split(),
+                "version_id": fields.get("VERSION_ID", ""),
+                "pretty_name": fields.get("PRETTY_NAME", ""),
+                "variant_id": fields.get("VARIANT_ID", ""),
+            }
+    return {"error": "no /etc/os-release or /usr/lib/os-release"}
+
+
+def parse_cpuinfo(text):
+    """First processor's identity, the flags every processor has, and the count."""
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    first = None
+    flags = None
+    count = 0
+    for block in blocks:
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+        if "processor" not in fields:
+            continue
+        count += 1
+        if first is None:
+            first = fields
+        own = set(fields.get("flags", fields.get("Features", "")).split())
+        flags = own if flags is None else flags & own
+    if first is None:
+        raise ValueError("no processor entries in /proc/cpuinfo")
+
+    def number(key):
+        value = first.get(key, "")
+        try:
+            return int(value, 0)
+        except ValueError:
+            return None
+
+    return {
+        "vendor": first.get("vendor_id", first.get("CPU implementer", "")),
+        "family": number("cpu family"),
+        "model": number("model"),
+        "stepping": number("stepping"),
+        "model_name": first.get("model name", ""),
+        "microcode": first.get("microcode", ""),
+        "flags": sorted(flags or ()),
+        "count": count,
+    }
+
+
+def collect_cpu():
+    return parse_cpuinfo(read_text("/proc/cpuinfo", limit=64 * 1024 * 1024))
+
+
+def collect_kvm():
+    import fcntl
+
+    out = {"present": os.path.exists("/dev/kvm"), "usable": False, "modules": {},
+           "capabilities": {}}
+    base = "/sys/module"
+    if os.path.isdir(base):
+        for module in sorted(os.listdir(base)):
+            if not module.startswith("kvm"):
+                continue
+            params = {}
+            pdir = os.path.join(base, module, "parameters")
+            if os.path.isdir(pdir):
+                for name in sorted(os.listdir(pdir)):
+                    try:
+                        params[name] = read_text(os.path.join(pdir, name), 4096).strip()
+                    except (IOError, OSError, ValueError) as exc:
+                        params[name] = {"error": str(exc)}
+            out["modules"][module] = params
+    if not out["present"]:
+        return out
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        out["error_open"] = os.strerror(exc.errno) if exc.errno else str(exc)
+        return out
+    try:
+        out["usable"] = True
+        out["api_version"] = fcntl.ioctl(fd, KVM_GET_API_VERSION, 0)
+        caps = {}
+        for name, number in sorted(KVM_CAPS.items(), key=lambda item: item[1]):
+            try:
+                caps[name] = fcntl.ioctl(fd, KVM_CHECK_EXTENSION, number)
+            except OSError:
+                caps[name] = 0
+        out["capabilities"] = caps
+    finally:
+        os.close(fd)
+    return out
+
+
+def collect_devices():
+    return {path: os.path.exists(path) for path in DEVICE_NODES}
+
+
+def find_qemu(arch):
+    override = CONFIG.get("qemu")
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise ValueError("configured QEMU %r is not an executable file" % override)
+    search = os.environ.get("PATH", "") + ":/usr/local/bin:/usr/bin:/usr/libexec"
+    for name in ("qemu-system-" + arch, "/usr/libexec/qemu-kvm", "qemu-kvm"):
+        if name.startswith("/"):
+            if os.path.isfile(name) and os.access(name, os.X_OK):
+                return name
+            continue
+        found = shutil.which(name, path=search)
+        if found:
+            return found
+    return None
+
+
+class QmpError(Exception):
+    pass
+
+
+class Qmp(object):
+    """A QMP conversation over QEMU's stdio with one deadline for the whole exchange."""
+
+    def __init__(self, argv, deadline):
+        self.deadline = deadline
+        env = dict(os.environ)
+        env["LC_ALL"] = "C"
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, close_fds=True)
+        self.buf = b""
+        self.err = b""
+        self.total = 0
+        self.next_id = 0
+
+    def _fill(self):
+        out_fd = self.proc.stdout.fileno()
+        err_fd = self.proc.stderr.fileno()
+        while True:
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                raise QmpError("QEMU did not answer within the deadline")
+            ready, _, _ = select.select([out_fd, err_fd], [], [], remaining)
+            if err_fd in ready:
+                chunk = os.read(err_fd, 65536)
+                if chunk and len(self.err) < MAX_STDERR_BYTES:
+                    self.err += chunk
+            if out_fd in ready:
+                chunk = os.read(out_fd, 1 << 20)
+                if not chunk:
+                    raise QmpError("QEMU exited: %s" % self.stderr_tail())
+                self.total += len(chunk)
+                if self.total > MAX_QMP_BYTES:
+                    raise QmpError("QEMU sent more than %d bytes" % MAX_QMP_BYTES)
+                self.buf += chunk
+                return
+
+    def stderr_tail(self):
+        text = self.err.decode("utf-8", "replace").strip()
+        return text[-400:] if text else "(no stderr)"
+
+    def read_message(self):
+        while b"\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\n")
+        try:
+            return json.loads(line.decode("utf-8", "replace"))
+        except ValueError:
+            raise QmpError("QEMU sent a line that is not JSON: %r" % line[:200])
+
+    def execute(self, command, arguments=None):
+        self.next_id += 1
+        msg = {"execute": command, "id": "migcheck-%d" % self.next_id}
+        if arguments is not None:
+            msg["arguments"] = arguments
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        self.proc.stdin.flush()
+        while True:
+            reply = self.read_message()
+            if reply.get("id") != msg["id"]:
+                continue  # events and greetings
+            if "error" in reply:
+                err = reply["error"]
+                raise QmpError("%s: %s" % (command, err.get("desc", err)))
+            return reply.get("return")
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                try:
+                    self.execute("quit")
+                except (QmpError, OSError, ValueError):
+                    pass
+            self.proc.wait(timeout=2)
+        except Exception:  # noqa: BLE001 - last resort below
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except (IOError, OSError):
+                pass
+
+
+def version_string(v):
+    q = v.get("qemu", {})
+    return "%d.%d.%d" % (q.get("major", 0), q.get("minor", 0), q.get("micro", 0))
+
+
+def collect_qemu(arch, kvm):
+    binary = find_qemu(arch)
+    if binary is None:
+        return {"error": "no QEMU found (tried qemu-system-%s, /usr/libexec/qemu-kvm, qemu-kvm)"
+                % arch}
+    st = os.stat(binary)
+    out = {"binary": binary, "binary_size": st.st_size, "binary_mtime": int(st.st_mtime)}
+    timeout = float(CONFIG.get("qemu_timeout", DEFAULT_QEMU_TIMEOUT))
+    accel = ["-accel", "kvm", "-accel", "tcg"] if kvm.get("usable") else ["-accel", "tcg"]
+    argv = [binary, "-S", "-no-user-config", "-nodefaults", "-display", "none",
+            "-machine", "none"] + accel + ["-qmp", "stdio"]
+    qmp = Qmp(argv, time.time() + timeout)
+    try:
+        greeting = qmp.read_message()
+        if "QMP" not in greeting:
+            raise QmpError("QEMU did not greet with QMP: %r" % str(greeting)[:200])
+        qmp.execute("qmp_capabilities")
+        version = qmp.execute("query-version")
+        out["version"] = version_string(version)
+        out["package"] = version.get("package", "")
+        out["kvm"] = qmp.execute("query-kvm")
+        out["machines"] = [
+            {
+                "name": m.get("name"),
+                "alias": m.get("alias"),
+                "is_default": bool(m.get("is-default", False)),
+                "deprecated": bool(m.get("deprecated", False)),
+                "cpu_max": m.get("cpu-max"),
+                "default_cpu_type": m.get("default-cpu-type"),
+            }
+            for m in qmp.execute("query-machines")
+        ]
+        out["cpu_models"] = [
+            {
+                "name": c.get("name"),
+                "alias_of": c.get("alias-of"),
+                "unavailable_features": c.get("unavailable-features"),
+                "migration_safe": c.get("migration-safe"),
+                "static": c.get("static"),
+                "deprecated": bool(c.get("deprecated", False)),
+            }
+            for c in qmp.execute("query-cpu-definitions")
+        ]
+        # "host" is what a -cpu host guest sees under KVM; TCG has no host model.
+        model = "host" if out["kvm"].get("enabled") else "max"
+        try:
+            expansion = qmp.execute("query-cpu-model-expansion",
+                                    {"type": "full", "model": {"name": model}})
+            props = expansion.get("model", {}).get("props", {})
+            out["host_cpu"] = {"model": model, "props": props}
+        except QmpError as exc:
+            out["host_cpu"] = {"error": str(exc)}
+    except (QmpError, OSError, ValueError) as exc:
+        out["error"] = "%s (stderr: %s)" % (exc, qmp.stderr_tail())
+    finally:
+        qmp.close()
+    return out
+
+
+def main():
+    start = time.time()
+    facts = {"schema": SCHEMA}
+    facts["probe"] = {"version": PROBE_VERSION, "python": sys.version.split()[0],
+                      "uid": os.getuid()}
+    facts["kernel"] = section(collect_kernel)
+    facts["os"] = section(collect_os)
+    facts["cpu"] = section(collect_cpu)
+    facts["kvm"] = section(collect_kvm)
+    facts["devices"] = section(collect_devices)
+    arch = facts["kernel"].get("arch") or os.uname()[4]
+    kvm = facts["kvm"] if "error" not in facts["kvm"] else {}
+    if CONFIG.get("skip_qemu"):
+        facts["qemu"] = {"error": "not probed (skip_qemu)"}
+    else:
+        facts["qemu"] = section(lambda: collect_qemu(arch, kvm))
+    facts["probe"]["seconds"] = round(time.time() - start, 3)
+    out = json.dumps(facts, sort_keys=True)
+    try:
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+    except IOError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+
+
+if __name__ == "__main__":
+    os.environ["LC_ALL"] = "C"
+    main()

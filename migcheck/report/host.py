@@ -1,0 +1,37 @@
+"""Render ``migcheck host`` for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def render_host(console: Console, s: dict[str, Any]) -> None:
+    table = Table(title=s["name"], show_header=False)
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    q = s["qemu"]
+    k = s["kvm"]
+    table.add_row("facts from", str(s["origin"]))
+    table.add_row("kernel", str(s["kernel"] or "?"))
+    table.add_row("os", str(s["os"] or "?"))
+    table.add_row("cpu", str(s["cpu"] or "?"))
+    nested = ", ".join(f"{m} nested={v}" for m, v in k["nested"].items()) or "-"
+    table.add_row("kvm", f"usable={k['usable']} api={k['api_version']} {nested}")
+    table.add_row("kvm capabilities", f"{len(k['capabilities'])} present")
+    table.add_row("qemu", f"{q['version'] or '?'} ({q['binary'] or '?'}, {q['package'] or ''})")
+    table.add_row("default machine", str(q["default_machine"]))
+    table.add_row("aliases", ", ".join(f"{a} -> {n}" for a, n in q["aliases"].items()) or "-")
+    table.add_row(
+        "machine types", f"{len(q['machines'])} ({len(q['deprecated_machines'])} deprecated)"
+    )
+    usable = s["usable_cpu_models"]
+    if usable is not None:
+        table.add_row("usable CPU models", ", ".join(usable) or "(none)")
+        table.add_row("blocked CPU models", f"{len(s['blocked_cpu_models'])}")
+    for name, err in s["errors"].items():
+        table.add_row(Text(name, style="red"), Text(err))
+    console.print(table)

@@ -1,0 +1,144 @@
+"""The VM spec: what a guest's command line (or, later, domain XML) asks of a host.
+
+Parsers produce a :class:`VmSpec`; checks read it. Nothing here does I/O.
+Property values keep the type their syntax gave them: keyval syntax yields strings,
+JSON syntax yields JSON types. Use :func:`as_bool` to read on/off style values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_TRUE = {"on", "yes", "true", "y", "1"}
+_FALSE = {"off", "no", "false", "n", "0"}
+
+
+def as_bool(value: Any) -> bool | None:
+    """QEMU's boolean spellings (``on``/``off``, ``true``/``false``, ...) -> bool; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    return None
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where an option came from in the original text (for messages and rewrites)."""
+
+    line: int  # 1-based line of the option name
+    start: int  # character offset of the option name token in the original text
+    end: int  # character offset just past the option's value token (or name, if none)
+
+
+@dataclass
+class Option:
+    """One command-line option as written: ``-name value`` (value None for flags)."""
+
+    name: str  # without leading dashes: "machine", "cpu", "device"
+    value: str | None
+    span: Span
+
+
+@dataclass
+class MachineSpec:
+    type: str | None  # None: QEMU's default machine
+    options: dict[str, str] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class CpuSpec:
+    model: str | None  # None: the machine type's default CPU model
+    # Boolean properties in order, QEMU spelling ("_" -> "-"): "+avx2" -> {"avx2": True}.
+    # Includes non-CPUID switches such as "enforce", "migratable", "hv-*"; checks filter.
+    features: dict[str, bool] = field(default_factory=dict)
+    # Non-boolean properties: "tsc-frequency" -> "2000000000".
+    props: dict[str, str] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class Device:
+    driver: str
+    id: str | None
+    props: dict[str, Any] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class Netdev:
+    type: str  # "tap", "user", "vhost-user", ...
+    id: str | None
+    props: dict[str, Any] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class QemuObject:
+    qom_type: str
+    id: str | None
+    props: dict[str, Any] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class GlobalProp:
+    driver: str
+    property: str
+    value: str
+    span: Span | None = None
+
+
+@dataclass
+class VmSpec:
+    source: str  # file name or "<stdin>", for messages
+    binary: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    machine: MachineSpec = field(default_factory=lambda: MachineSpec(type=None))
+    # Accelerators in preference order ("kvm", "tcg"); empty when none was named.
+    accel: list[str] = field(default_factory=list)
+    accel_options: dict[str, str] = field(default_factory=dict)
+    cpu: CpuSpec = field(default_factory=lambda: CpuSpec(model=None))
+    platform: str | None = None
+    devices: list[Device] = field(default_factory=list)
+    netdevs: list[Netdev] = field(default_factory=list)
+    objects: list[QemuObject] = field(default_factory=list)
+    globals: list[GlobalProp] = field(default_factory=list)
+    options: list[Option] = field(default_factory=list)  # every option, in order
+    positional: list[str] = field(default_factory=list)
+
+    @property
+    def uses_kvm(self) -> bool:
+        """True when KVM is the first accelerator QEMU would try."""
+        return bool(self.accel) and self.accel[0] == "kvm"
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form used by ``migcheck cmdline --format json`` and reports."""
+        return {
+            "source": self.source,
+            "binary": self.binary,
+            "env": dict(self.env),
+            "machine": {"type": self.machine.type, "options": dict(self.machine.options)},
+            "accel": list(self.accel),
+            "accel_options": dict(self.accel_options),
+            "cpu": {
+                "model": self.cpu.model,
+                "features": dict(self.cpu.features),
+                "props": dict(self.cpu.props),
+            },
+            "platform": self.platform,
+            "devices": [{"driver": d.driver, "id": d.id, "props": d.props} for d in self.devices],
+            "netdevs": [{"type": n.type, "id": n.id, "props": n.props} for n in self.netdevs],
+            "objects": [
+                {"qom-type": o.qom_type, "id": o.id, "props": o.props} for o in self.objects
+            ],
+            "globals": [
+                {"driver": g.driver, "property": g.property, "value": g.value} for g in self.globals
+            ],
+        }
