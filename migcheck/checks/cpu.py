@@ -77,6 +77,12 @@ def _model_name(ctx: Context) -> str | None:
     return None
 
 
+def _same_model(name: str, a: str, b: str) -> bool:
+    """QEMU before 4.1 had no model versions: its ``EPYC`` is what later QEMUs call
+    ``EPYC-v1`` (target/i386/cpu.c: version 1 is the original definition)."""
+    return a == b or {a, b} == {name, f"{name}-v1"}
+
+
 def _enforced(ctx: Context) -> bool:
     return bool(_wanted(ctx).get("enforce"))
 
@@ -115,7 +121,7 @@ def check_model(ctx: Context) -> list[Finding]:
                 fix="upgrade QEMU on the destination, or use a CPU model both hosts have",
             )
         ]
-    if src_model != dst_model:
+    if not _same_model(name, src_model, dst_model):
         return [
             Finding(
                 cid,
