@@ -42,7 +42,8 @@ class DocFormat(str, Enum):
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=False)
+    # soft_wrap: a one-paragraph error stays one line, so paths and grep survive.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _stdout() -> Console:

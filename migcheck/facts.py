@@ -153,7 +153,7 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise FactsError(
-            origin, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            origin, f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})"
         ) from None
     except RecursionError:
         raise FactsError(origin, "JSON nested too deeply") from None
