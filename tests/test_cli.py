@@ -140,7 +140,10 @@ def test_usage_error_is_exit_2():
 
 
 def test_cmdline_from_stdin_json():
-    text = "qemu-system-x86_64 -M pc-q35-8.2,accel=kvm -cpu Skylake-Server,+avx512f -platform linux-6.1\n"
+    text = (
+        "qemu-system-x86_64 -M pc-q35-8.2,accel=kvm -cpu Skylake-Server,+avx512f "
+        "-platform linux-6.1\n"
+    )
     result = run("cmdline", "-", "--format", "json", input=text)
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
