@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -19,6 +18,7 @@ from rich.console import Console
 
 from migcheck import __version__
 from migcheck.errors import EXIT_INPUT, EXIT_UNKNOWN, HostError, MigcheckError
+from migcheck.gather import GatherOptions, HostResult
 
 app = typer.Typer(
     name="migcheck",
@@ -72,6 +72,77 @@ CmdlineOpt = Annotated[
     str,
     typer.Option("--cmdline", "-c", help="QEMU command line file of the guest ('-' for stdin)."),
 ]
+SshConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--ssh-config", "-F", help="ssh_config file (default: ~/.ssh/config)."),
+]
+IdentityOpt = Annotated[
+    list[str] | None,
+    typer.Option("--identity", "-i", help="Private key file; repeat for several."),
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", "-l", help="SSH user for HOSTs without user@.")
+]
+AcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-host-keys",
+        help="Record unknown host keys in known_hosts (OpenSSH accept-new); changed keys are "
+        "always refused.",
+    ),
+]
+SudoOpt = Annotated[
+    bool, typer.Option("--sudo", help="Run the probe through 'sudo -n' (never prompts).")
+]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=512, help="Hosts in parallel.")]
+
+
+def _options(
+    timeout: float,
+    qemu: str | None,
+    ssh_config: Path | None,
+    identity: list[str] | None,
+    user: str | None,
+    accept_new: bool,
+    sudo: bool,
+    jobs: int = 32,
+) -> GatherOptions:
+    from migcheck.transport.ssh import SshSettings
+
+    ssh = SshSettings(
+        config_file=ssh_config,
+        identities=tuple(identity or ()),
+        user=user,
+        accept_new_host_keys=accept_new,
+        sudo=sudo,
+        timeout=timeout,
+    )
+    return GatherOptions(timeout=timeout, qemu=qemu, jobs=jobs, ssh=ssh)
+
+
+def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -> list[HostResult]:
+    """Gather in parallel; a transient progress bar on a terminal, never in pipes or JSON."""
+    from migcheck.gather import Gatherer
+
+    err = _stderr()
+    with Gatherer(options) as gatherer:
+        if not (show_progress and err.is_terminal and len(hosts) > 1):
+            return gatherer.gather_many(hosts)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (
+            TextColumn("gathering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+        )
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("", total=len(hosts))
+
+            def tick(result: HostResult) -> None:
+                progress.update(task, advance=1, description=result.ref.text)
+
+            return gatherer.gather_many(hosts, progress=tick)
 
 
 @app.command()
@@ -90,20 +161,31 @@ def pair(
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as unsafe.")] = False,
     timeout: TimeoutOpt = 30.0,
     qemu: QemuOpt = None,
+    ssh_config: SshConfigOpt = None,
+    identity: IdentityOpt = None,
+    user: UserOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    sudo: SudoOpt = False,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
     from migcheck.cmdline import load_cmdline
-    from migcheck.gather import gather
     from migcheck.pair import check_pair
     from migcheck.verdict import combine
 
+    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 2)
     try:
         vm = load_cmdline(cmdline)
-        facts = []
-        for host in (src, dst):
-            facts.append(gather(host, timeout=timeout, qemu=qemu))
+        results = _gather_all([src, dst], options, show_progress=False)
     except MigcheckError as err:
         _fail(err)
+    for result in results:  # bad input first (exit 2), then unreachable hosts (exit 3)
+        if result.error is not None and not isinstance(result.error, HostError):
+            _fail(result.error)
+    for result in results:
+        if result.error is not None:
+            _fail(result.error)
+    facts = [r.facts for r in results]
+    assert facts[0] is not None and facts[1] is not None
     forward = check_pair(vm, facts[0], facts[1], strict=strict)
     reverse = check_pair(vm, facts[1], facts[0], strict=strict) if both_ways else None
     verdict = combine([forward.verdict] + ([reverse.verdict] if reverse else []))
@@ -129,13 +211,18 @@ def gather(
         Path | None,
         typer.Option("--out", "-o", help="Directory to write one HOST.json per host."),
     ] = None,
+    jobs: JobsOpt = 32,
     timeout: TimeoutOpt = 30.0,
     qemu: QemuOpt = None,
+    ssh_config: SshConfigOpt = None,
+    identity: IdentityOpt = None,
+    user: UserOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    sudo: SudoOpt = False,
 ) -> None:
     """Probe hosts and save their facts (to stdout for a single host without --out)."""
     from migcheck.facts import save_facts
     from migcheck.gather import file_name_for
-    from migcheck.gather import gather as gather_one
 
     if out is None and len(hosts) > 1:
         _fail(MigcheckError("give --out DIR to gather more than one host"))
@@ -144,31 +231,40 @@ def gather(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _fail(MigcheckError(f"--out {out}: cannot create directory: {exc.strerror}"))
+    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs)
+    hosts = list(dict.fromkeys(hosts))  # the same HOST twice is one host
+    try:
+        results = _gather_all(hosts, options, show_progress=out is not None)
+    except MigcheckError as err:
+        _fail(err)
     err = _stderr()
-    failed = 0
-    for host in hosts:
-        started = time.monotonic()
-        try:
-            facts = gather_one(host, timeout=timeout, qemu=qemu)
-        except MigcheckError as exc:
-            failed += 1
-            err.print(f"migcheck: {exc}", markup=False)
-            if exc.exit_code == EXIT_INPUT and not isinstance(exc, HostError):
-                raise typer.Exit(EXIT_INPUT) from None
+    used: set[str] = set()
+    for result in results:
+        if result.facts is None:
             continue
-        seconds = time.monotonic() - started
         if out is None:
-            _write_json(json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
-        else:
-            path = out / file_name_for(facts)
-            save_facts(facts, path)
-            err.print(
-                f"{host}: kernel {facts.kernel_release}, QEMU {facts.qemu_version or '?'}, "
-                f"KVM {'yes' if facts.kvm_usable else 'no'} -> {path} ({seconds:.2f} s)",
-                markup=False,
-            )
-    if failed:
-        raise typer.Exit(EXIT_UNKNOWN)
+            _write_json(json.dumps(result.facts.doc, indent=1, sort_keys=True) + "\n")
+            continue
+        name = file_name_for(result.facts)
+        if name in used:  # two HOSTs naming one machine: keep both, by HOST text
+            name = file_name_for_text(result.ref.text)
+        used.add(name)
+        save_facts(result.facts, out / name)
+    for result in results:
+        if result.error is not None:
+            err.print(f"migcheck: {result.error}", markup=False)
+    if out is not None:
+        from migcheck.report.gather import render_summary
+
+        render_summary(err, results)
+    if any(r.error is not None for r in results):
+        codes = {r.error.exit_code for r in results if r.error is not None}
+        raise typer.Exit(EXIT_INPUT if codes == {EXIT_INPUT} else EXIT_UNKNOWN)
+
+
+def file_name_for_text(text: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text).lstrip(".")
+    return f"{safe or 'host'}.json"
 
 
 @app.command()
@@ -221,13 +317,20 @@ def host(
     fmt: Annotated[DocFormat, typer.Option("--format", "-f")] = DocFormat.table,
     timeout: TimeoutOpt = 30.0,
     qemu: QemuOpt = None,
+    ssh_config: SshConfigOpt = None,
+    identity: IdentityOpt = None,
+    user: UserOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    sudo: SudoOpt = False,
 ) -> None:
     """Summarise one host's facts: kernel, CPU, KVM, QEMU, machine types, usable CPU models."""
-    from migcheck.gather import gather as gather_one
+    from migcheck.gather import Gatherer
     from migcheck.hostinfo import host_summary
 
+    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 1)
     try:
-        facts = gather_one(target, timeout=timeout, qemu=qemu)
+        with Gatherer(options) as gatherer:
+            facts = gatherer.gather(target)
     except MigcheckError as err:
         _fail(err)
     summary = host_summary(facts)

@@ -32,7 +32,10 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     m = _VERSION_RE.match(text or "")
     if not m:
         return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    try:
+        return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits)
+        return None
 
 
 class FactsError(InputError):
@@ -157,6 +160,8 @@ def load_facts(path: str | Path) -> Facts:
         ) from None
     except RecursionError:
         raise FactsError(origin, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than int() accepts
+        raise FactsError(origin, f"not valid JSON ({str(exc).split(':')[0]})") from None
     return Facts(validate(doc, origin), origin)
 
 
@@ -169,8 +174,13 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
         raise HostError(origin, "the probe printed nothing")
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:  # ValueError: e.g. an overlong integer
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif isinstance(exc, RecursionError):
+            detail = "nested too deeply"
+        else:
+            detail = str(exc).split(":")[0]
         raise HostError(
             origin, f"the probe's output is not a facts document ({detail}; {len(text)} bytes)"
         ) from None

@@ -13,6 +13,7 @@ MAX_OUTPUT = 64 * 1024 * 1024
 
 
 def run_local_probe(config: dict | None = None, timeout: float = 30.0) -> str:
+    """Run the probe with this Python, fed on stdin exactly as the remote command is."""
     env = dict(os.environ, LC_ALL="C")
     try:
         proc = subprocess.run(
