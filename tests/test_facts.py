@@ -154,7 +154,7 @@ def test_truncated_json_names_line_and_column(tmp_path):
     text = json.dumps(fixture_doc(FIXTURE_NAMES[0]), indent=1)
     cut = text[: len(text) // 2]
     problem = facts_error(write(tmp_path, cut)).problem
-    m = re.search(r"not valid JSON \(.+ at line (\d+) column (\d+)\)", problem)
+    m = re.search(r"not valid JSON \(.+\bline (\d+) column (\d+)\)", problem)
     assert m, problem
     assert 1 <= int(m.group(1)) <= cut.count("\n") + 1
 

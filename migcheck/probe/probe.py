@@ -299,6 +299,18 @@ def find_qemu(arch):
     return None
 
 
+def die_with_parent():
+    """In the QEMU child: ask Linux to kill it if the probe dies (prctl PR_SET_PDEATHSIG),
+    so a probe cut off by its transport never leaves a QEMU behind."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except Exception:  # noqa: BLE001 - best effort; the deadline still bounds QEMU
+        pass
+
+
 class QmpError(Exception):
     pass
 
@@ -311,8 +323,10 @@ class Qmp(object):
         env = dict(os.environ)
         env["LC_ALL"] = "C"
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, close_fds=True)
-        self.buf = b""
+                                     stderr=subprocess.PIPE, env=env, close_fds=True,
+                                     preexec_fn=die_with_parent)
+        self.buf = bytearray()
+        self.scanned = 0
         self.err = b""
         self.total = 0
         self.next_id = 0
@@ -336,7 +350,7 @@ class Qmp(object):
                 self.total += len(chunk)
                 if self.total > MAX_QMP_BYTES:
                     raise QmpError("QEMU sent more than %d bytes" % MAX_QMP_BYTES)
-                self.buf += chunk
+                self.buf.extend(chunk)
                 return
 
     def stderr_tail(self):
@@ -344,9 +358,16 @@ class Qmp(object):
         return text[-400:] if text else "(no stderr)"
 
     def read_message(self):
-        while b"\n" not in self.buf:
+        # Scan only new bytes for the newline: a flood must not cost quadratic time.
+        while True:
+            end = self.buf.find(b"\n", self.scanned)
+            if end >= 0:
+                break
+            self.scanned = len(self.buf)
             self._fill()
-        line, _, self.buf = self.buf.partition(b"\n")
+        line = bytes(self.buf[:end])
+        del self.buf[:end + 1]
+        self.scanned = 0
         try:
             return json.loads(line.decode("utf-8", "replace"))
         except ValueError:
@@ -375,7 +396,9 @@ class Qmp(object):
                     self.execute("quit")
                 except (QmpError, OSError, ValueError):
                     pass
-            self.proc.wait(timeout=2)
+            # Past the deadline there is no grace period: a hung QEMU is killed at once.
+            grace = min(2.0, max(0.1, self.deadline - time.time()))
+            self.proc.wait(timeout=grace)
         except Exception:  # noqa: BLE001 - last resort below
             pass
         if self.proc.poll() is None:
