@@ -7,6 +7,7 @@ facts or the error that stopped it.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -52,7 +53,14 @@ class Gatherer:
     options: GatherOptions = field(default_factory=GatherOptions)
     _ssh: SshSession | None = None
 
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
     def _session(self) -> SshSession:
+        with self._lock:  # one session for all threads: bastions and known_hosts are shared
+            return self._session_locked()
+
+    def _session_locked(self) -> SshSession:
         if self._ssh is None:
             from migcheck.transport.ssh import SshSession, SshSettings
 

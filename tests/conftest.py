@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# The multi-host SSH lab (real sshd per host, own mount namespace): tests/lab/.
+pytest_plugins = ["lab.fixtures"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip the test when ``condition`` is false, but fail it on CI (``CI=true``).

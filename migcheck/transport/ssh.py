@@ -37,7 +37,7 @@ STDERR_TAIL = 600
 _FIND_PYTHON = (
     "LC_ALL=C; export LC_ALL; "
     "for py in python3 /usr/libexec/platform-python python; do "
-    'if command -v "$py" >/dev/null 2>&1; then exec {sudo}"$py" -; fi; done; '
+    'p=$(command -v "$py" 2>/dev/null) && [ -x "$p" ] && exec {sudo}"$p" -; done; '
     'echo "migcheck: no python3, /usr/libexec/platform-python or python found" >&2; exit 127'
 )
 REMOTE_COMMAND = _FIND_PYTHON.format(sudo="")
@@ -503,6 +503,8 @@ def _explain_exit(status: int, stderr: str, sudo: bool) -> str:
         )
     if status == NO_PYTHON_EXIT and "migcheck: no python" in stderr:
         return "no Python 3 on the host (tried python3, /usr/libexec/platform-python, python)"
+    if "SyntaxError" in stderr:
+        return f"the host's Python is too old for the probe (needs 3.6+): {stderr[-200:]}"
     if status == -1:
         return "the connection closed before the probe reported an exit status"
     return f"the probe failed (exit {status}): {stderr or '(no stderr)'}"
