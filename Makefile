@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format fixtures clean
+.PHONY: demo test bench lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -22,9 +22,13 @@ demo: $(STAMP)
 	rc=$$?; [ $$rc -le 1 ] || exit $$rc
 
 test: $(STAMP)
-	$(BIN)/ruff check migcheck tests
-	$(BIN)/ruff format --check migcheck tests
+	$(BIN)/ruff check migcheck tests bench
+	$(BIN)/ruff format --check migcheck tests bench
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (root: the SSH lab needs mount namespaces). Results: BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python bench/ssh_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check migcheck tests bench
