@@ -239,3 +239,83 @@ def test_fan_out_over_fifty_aliases_of_one_sshd(lab, tmp_path: Path):
     assert result.exit_code == 0, result.stderr[-2000:]
     assert len(list(tmp_path.glob("*.json"))) == 50
     assert target.alive
+
+
+def test_proxycommand_from_ssh_config(hosts, tmp_path: Path):
+    hosts.add_bastion("s-bastion2")
+    target = hosts.hosts["s-old"]
+    cfg = tmp_path / "cfg"
+    cfg.write_text(
+        hosts.ssh_config.read_text()
+        + f"\nHost via-proxycommand\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n"
+        f"  IdentityFile {hosts.client_key}\n  UserKnownHostsFile {hosts.known_hosts}\n"
+        f"  ProxyCommand ssh -F {hosts.ssh_config} -W %h:%p s-bastion2\n"
+    )
+    result = run("gather", "via-proxycommand", "-F", str(cfg), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((tmp_path / "o" / "via-proxycommand.json").read_text())
+    assert doc["kernel"]["release"] == "6.1.0-18-amd64"
+
+
+def _bare_config(lab, tmp_path: Path) -> Path:
+    """Only known_hosts: user, port and key must come from HOST and the options."""
+    cfg = tmp_path / "bare"
+    cfg.write_text(f"Host *\n  UserKnownHostsFile {lab.known_hosts}\n")
+    return cfg
+
+
+@pytest.mark.parametrize("form", ["root@127.0.0.1:{port}", "ssh://root@127.0.0.1:{port}"])
+def test_host_string_forms_with_identity_option(hosts, tmp_path: Path, form: str):
+    port = hosts.hosts["s-new"].port
+    cfg = _bare_config(hosts, tmp_path)
+    target = form.format(port=port)
+    out = tmp_path / "o"
+    result = run("gather", target, "-F", str(cfg), "-i", str(hosts.client_key), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert doc["os"]["id"] == "ubuntu"
+
+
+def test_user_option_applies_when_host_has_none(hosts, tmp_path: Path):
+    port = hosts.hosts["s-new"].port
+    cfg = _bare_config(hosts, tmp_path)
+    args = ["-F", str(cfg), "-i", str(hosts.client_key), "-o", str(tmp_path / "o")]
+    ok = run("gather", f"127.0.0.1:{port}", "--user", "root", *args)
+    assert ok.exit_code == 0, ok.stderr
+    wrong = run("gather", f"127.0.0.1:{port}", "--user", "nobody-here", *args)
+    assert wrong.exit_code == 3
+    assert "nobody-here@127.0.0.1" in wrong.stderr
+
+
+def test_keys_from_ssh_agent(hosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.02)
+        env = dict(os.environ, SSH_AUTH_SOCK=str(sock))
+        subprocess.run(["ssh-add", "-q", str(hosts.client_key)], env=env, check=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        port = hosts.hosts["s-new"].port
+        cfg = _bare_config(hosts, tmp_path)
+        result = run("gather", f"root@127.0.0.1:{port}", "-F", str(cfg), "-o", str(tmp_path))
+        assert result.exit_code == 0, result.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)
+
+
+def test_output_cap_cuts_off_a_flooding_host(hosts, tmp_path: Path):
+    from migcheck.errors import HostError
+    from migcheck.gather import Gatherer, GatherOptions
+    from migcheck.transport.ssh import SshSettings
+
+    hosts.add_host("s-flood", force_command="cat >/dev/null; exec head -c 50000000 /dev/zero")
+    settings = SshSettings(config_file=hosts.ssh_config, max_output=1_000_000, timeout=20)
+    with (
+        Gatherer(GatherOptions(timeout=20, ssh=settings)) as gatherer,
+        pytest.raises(HostError, match="more than 1000000 bytes"),
+    ):
+        gatherer.gather("s-flood")
