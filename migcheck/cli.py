@@ -333,13 +333,92 @@ def host(
             facts = gatherer.gather(target)
     except MigcheckError as err:
         _fail(err)
-    summary = host_summary(facts)
+    try:
+        summary = host_summary(facts, _catalog())
+    except MigcheckError as err:
+        _fail(err)
     if fmt is DocFormat.json:
         _write_json(json.dumps(summary, indent=2) + "\n")
         return
     from migcheck.report.host import render_host
 
     render_host(_stdout(), summary)
+
+
+platforms_app = typer.Typer(
+    help="The platform catalog: list, show one, draw the superset graph (-platform help).",
+    no_args_is_help=True,
+)
+app.add_typer(platforms_app, name="platforms")
+
+
+class GraphFormat(str, Enum):
+    text = "text"
+    json = "json"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+def _catalog():
+    from migcheck.catalog import load_catalog
+
+    return load_catalog(os.environ.get("MIGCHECK_PLATFORMS") or None)
+
+
+@platforms_app.command("list")
+def platforms_list(
+    fmt: Annotated[DocFormat, typer.Option("--format", "-f")] = DocFormat.table,
+) -> None:
+    """List every platform, like '-platform help' would."""
+    from migcheck.report.platforms import platforms_json, render_list
+
+    try:
+        catalog = _catalog()
+    except MigcheckError as err:
+        _fail(err)
+    if fmt is DocFormat.json:
+        _write_json(json.dumps(platforms_json(catalog), indent=2) + "\n")
+    else:
+        render_list(_stdout(), catalog)
+
+
+@platforms_app.command("show")
+def platforms_show(
+    name: Annotated[str, typer.Argument(help="Platform name, e.g. linux-6.2.")],
+    fmt: Annotated[DocFormat, typer.Option("--format", "-f")] = DocFormat.table,
+) -> None:
+    """One platform: its capabilities with sources, its parents and children."""
+    from migcheck.report.platforms import render_show, show_json
+
+    try:
+        catalog = _catalog()
+        doc = show_json(catalog, name)
+    except MigcheckError as err:
+        _fail(err)
+    if fmt is DocFormat.json:
+        _write_json(json.dumps(doc, indent=2) + "\n")
+    else:
+        render_show(_stdout(), catalog, name)
+
+
+@platforms_app.command("graph")
+def platforms_graph(
+    fmt: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.text,
+) -> None:
+    """The superset graph (transitively reduced): text, json, dot or mermaid."""
+    from migcheck.report import platforms as render
+
+    try:
+        catalog = _catalog()
+    except MigcheckError as err:
+        _fail(err)
+    renderer = {
+        GraphFormat.text: render.graph_text,
+        GraphFormat.json: render.graph_json,
+        GraphFormat.dot: render.graph_dot,
+        GraphFormat.mermaid: render.graph_mermaid,
+    }[fmt]
+    _write_json(renderer(catalog))
 
 
 def version_callback(value: bool) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from migcheck.catalog import Catalog
 from migcheck.facts import Facts
+from migcheck.platforms import HostPlatforms
 
 _NON_MODELS = {"host", "max", "base"}
 
@@ -33,7 +35,21 @@ def usable_cpu_models(facts: Facts) -> tuple[list[str], dict[str, list[str]]] | 
     return usable, blocked
 
 
-def host_summary(facts: Facts) -> dict[str, Any]:
+def platform_summary(facts: Facts, catalog: Catalog) -> dict[str, Any]:
+    """What ``query-platforms`` would say: supported, maximal and effective platforms."""
+    hp = HostPlatforms(catalog, facts)
+    return {
+        "distro": hp.distro.id if hp.distro else None,
+        "effective": hp.effective.id if hp.effective else None,
+        "maximal": [p.id for p in hp.maximal],
+        "supported": [p.id for p in hp.supported],
+        "capabilities": {
+            cid: {"has": ev.has.value, "why": ev.why} for cid, ev in sorted(hp.evidence.items())
+        },
+    }
+
+
+def host_summary(facts: Facts, catalog: Catalog | None = None) -> dict[str, Any]:
     kvm = facts.section("kvm") or {}
     qemu = facts.qemu or {}
     machines = facts.machines or {}
@@ -68,6 +84,7 @@ def host_summary(facts: Facts) -> dict[str, Any]:
         },
         "usable_cpu_models": models[0] if models else None,
         "blocked_cpu_models": models[1] if models else None,
+        "platforms": platform_summary(facts, catalog) if catalog is not None else None,
         "errors": {
             name: err
             for name in ("kernel", "os", "cpu", "kvm", "devices", "qemu")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from migcheck.checks import accel, cpu, machine, qemu
+from migcheck.checks import accel, cpu, machine, platform, qemu
 from migcheck.checks.base import Context, Finding, Status
 
 Check = Callable[[Context], list[Finding]]
@@ -16,6 +16,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     cpu.check_features,
     cpu.check_passthrough,
     accel.check_kvm,
+    platform.check_support,
+    platform.check_device_defaults,
     qemu.check_version,
 )
 

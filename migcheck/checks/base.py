@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from migcheck.facts import Facts
 from migcheck.vm import VmSpec
+
+if TYPE_CHECKING:
+    from migcheck.catalog import Catalog
+    from migcheck.platforms import HostPlatforms
 
 
 class Status(str, Enum):
@@ -43,11 +48,32 @@ class Finding:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Context:
     vm: VmSpec
     src: Facts
     dst: Facts
+    catalog: Catalog | None = None  # None: the catalog shipped with migcheck
+
+    @cached_property
+    def platforms(self) -> Catalog:
+        if self.catalog is not None:
+            return self.catalog
+        from migcheck.catalog import shipped_catalog
+
+        return shipped_catalog()
+
+    @cached_property
+    def src_platforms(self) -> HostPlatforms:
+        from migcheck.platforms import HostPlatforms
+
+        return HostPlatforms(self.platforms, self.src)
+
+    @cached_property
+    def dst_platforms(self) -> HostPlatforms:
+        from migcheck.platforms import HostPlatforms
+
+        return HostPlatforms(self.platforms, self.dst)
 
 
 def unknown(check_id: str, *reasons: str | None) -> Finding:

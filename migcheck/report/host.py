@@ -32,6 +32,15 @@ def render_host(console: Console, s: dict[str, Any]) -> None:
     if usable is not None:
         table.add_row("usable CPU models", ", ".join(usable) or "(none)")
         table.add_row("blocked CPU models", f"{len(s['blocked_cpu_models'])}")
+    plats = s.get("platforms")
+    if plats:
+        table.add_row("distro platform", str(plats["distro"] or "(not recognised)"))
+        table.add_row("effective platform", str(plats["effective"] or "(none)"))
+        table.add_row("maximal platforms", ", ".join(plats["maximal"]) or "(none)")
+        table.add_row("supported platforms", f"{len(plats['supported'])}")
+        unknown = [c for c, v in plats["capabilities"].items() if v["has"] == "unknown"]
+        if unknown:
+            table.add_row("unknown capabilities", ", ".join(unknown))
     for name, err in s["errors"].items():
         table.add_row(Text(name, style="red"), Text(err))
     console.print(table)

@@ -1,0 +1,158 @@
+"""Which catalogued host-kernel capabilities a guest actually depends on.
+
+A guest depends on a capability when its configuration turns on something backed by it:
+a device property that is on (explicitly, or by default for its machine type, as QEMU's
+``hw_compat`` arrays decide), an accelerator property, a CPU feature, an object type or an
+option. With ``-platform P`` the kernel-dependent defaults follow P instead of the host:
+that is the point of the proposal. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from migcheck.catalog import Capability, Catalog, DeviceProps, version_tuple
+from migcheck.cmdline import split_keyval
+from migcheck.cpufeatures import canonical
+from migcheck.vm import Device, VmSpec, as_bool
+
+_MACHINE_VERSION_RE = re.compile(r"-(\d+)\.(\d+)(?:\.\d+)?$")
+
+
+def machine_version(machine: str | None) -> tuple[int, int] | None:
+    """``pc-q35-8.2`` -> (8, 2); distro names like ``pc-q35-rhel9.4.0`` -> None."""
+    m = _MACHINE_VERSION_RE.search(machine or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    """One device whose properties depend on a capability."""
+
+    device: Device
+    rule: DeviceProps
+    props_on: tuple[str, ...]  # the capability-backed properties that are on
+    why: str  # "on by default for pc-q35-8.2 (>= 8.2)" / "set on explicitly"
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.driver}" + (f" {self.device.id}" if self.device.id else "")
+
+    def fix(self) -> str:
+        off = ",".join(f"{p}=off" for p in self.props_on)
+        ident = f"id={self.device.id}," if self.device.id else ""
+        return f"-device {self.device.driver},{ident}...,{off}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    capability: Capability
+    reasons: tuple[str, ...]
+    devices: tuple[DeviceUse, ...] = ()
+
+
+def _global_value(vm: VmSpec, driver: str, prop: str) -> bool | None:
+    value = None
+    for g in vm.globals:
+        if g.driver == driver and g.property == prop:
+            value = as_bool(g.value)
+    return value
+
+
+def _netdev_type(vm: VmSpec, device: Device) -> str | None:
+    ref = device.props.get("netdev")
+    if not isinstance(ref, str):
+        return None
+    for n in vm.netdevs:
+        if n.id == ref:
+            return n.type
+    return None
+
+
+def _device_uses(
+    vm: VmSpec, rule: DeviceProps, machine: str | None, platform_has: bool | None
+) -> list[DeviceUse]:
+    uses = []
+    version = machine_version(machine)
+    for device in vm.devices:
+        if device.driver not in rule.drivers:
+            continue
+        if rule.netdev is not None and _netdev_type(vm, device) != rule.netdev:
+            continue
+        default_on = (
+            rule.default_on_machine is not None
+            and version is not None
+            and version >= version_tuple(rule.default_on_machine)
+        )
+        on: list[str] = []
+        explicit = False
+        for prop in rule.props:
+            value = as_bool(device.props.get(prop)) if prop in device.props else None
+            if value is None:
+                value = _global_value(vm, device.driver, prop)
+            if value is True:
+                on.append(prop)
+                explicit = True
+            elif value is None and default_on and platform_has is not False:
+                on.append(prop)
+        if not on:
+            continue
+        if explicit:
+            why = "set on explicitly"
+        else:
+            why = f"on by default for {machine} (>= {rule.default_on_machine})"
+        uses.append(DeviceUse(device, rule, tuple(on), why))
+    return uses
+
+
+def _option_matches(vm: VmSpec, option: dict[str, str]) -> bool:
+    name = option.get("option", "")
+    key, want = option.get("key"), option.get("value")
+    if name in ("machine", "M"):
+        opts = vm.machine.options
+        return key in opts and (want is None or opts[key] == want)
+    for opt in vm.options:
+        if opt.name != name or opt.value is None:
+            continue
+        first, props = split_keyval(opt.value)
+        if key is None:
+            return True
+        if key in props and (want is None or props[key] == want):
+            return True
+        if first is not None and want is None and first == key:
+            return True
+    return False
+
+
+def guest_dependencies(
+    vm: VmSpec, catalog: Catalog, machine: str | None, platform: str | None = None
+) -> dict[str, Dependency]:
+    """Capabilities this guest's configuration turns on, keyed by capability id.
+
+    ``machine`` is the versioned machine type the guest runs (aliases resolved by the
+    caller). ``platform``: the guest's ``-platform``; kernel-dependent defaults then follow
+    that platform's capabilities rather than the host's.
+    """
+    pinned = catalog.platforms.get(platform) if platform else None
+    wanted_features = {canonical(f) for f, on in vm.cpu.features.items() if on}
+    object_types = {o.qom_type for o in vm.objects}
+    out: dict[str, Dependency] = {}
+    for cap in catalog.capabilities.values():
+        reasons: list[str] = []
+        platform_has = None if pinned is None else cap.id in pinned.capabilities
+        devices: list[DeviceUse] = []
+        for rule in cap.device_props:
+            devices += _device_uses(vm, rule, machine, platform_has)
+        reasons += [f"{u.label}: {', '.join(u.props_on)} {u.why}" for u in devices]
+        if vm.uses_kvm:
+            reasons += [f"-accel kvm,{p}=" for p in cap.accel_props if p in vm.accel_options]
+        reasons += [f"-cpu ...,+{f}" for f in cap.cpu_features if canonical(f) in wanted_features]
+        reasons += [f"-object {t}" for t in cap.objects if t in object_types]
+        for option in cap.options:
+            if _option_matches(vm, dict(option)):
+                text = f"-{option.get('option')} {option.get('key')}={option.get('value')}"
+                reasons.append(text)
+        if reasons:
+            out[cap.id] = Dependency(cap, tuple(reasons), tuple(devices))
+    return out

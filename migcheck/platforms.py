@@ -1,0 +1,258 @@
+"""Platforms as a graph, and which platforms a host supports.
+
+Platform P is a superset of Q when P's capabilities include all of Q's. The graph is
+computed from capability sets (an edge P -> Q for every strict inclusion, reduced
+transitively for display), so a declared ``extends`` can never disagree with it unnoticed.
+
+A host's capabilities come from evidence in its facts, strongest first:
+
+1. a direct probe answer (a KVM capability, a device node, a kvm module parameter);
+2. its distro platform, when os-release and kernel release match one (backports count);
+3. its upstream kernel version, when the host runs no distro migcheck knows;
+4. otherwise unknown: a known distro with an unrecognised kernel may carry backports, so
+   guessing from the version alone could hide a capability and turn into a false "safe".
+
+A host supports P when it certainly has every capability of P. The *effective* platform
+(what ``-platform`` omitted means: "the very latest platform compatible with the host") is
+the best maximal supported platform; ties between incomparable maxima go, in order, to the
+host's own distro platform, the platform with more capabilities, the newer kernel base, and
+the name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from migcheck.catalog import Capability, Catalog, Platform, platform_sort_key, version_tuple
+from migcheck.facts import Facts
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+# os-release IDs whose kernels are known to carry backports: version numbers alone mislead.
+DISTRO_FAMILIES = {"rhel", "centos", "rocky", "almalinux", "ol", "ubuntu", "debian", "fedora"}
+
+
+class Has(str, Enum):
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    has: Has
+    why: str  # "KVM_CAP_XSAVE2 = 1", "linux-rhel-9.4 backport", "kernel 6.1 < 6.2", ...
+
+
+def _kernel_version(release: str | None) -> tuple[int, int] | None:
+    m = re.match(r"^(\d+)\.(\d+)", release or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _os_ids(facts: Facts) -> set[str]:
+    os_sec = facts.section("os") or {}
+    ids = {str(os_sec.get("id", ""))}
+    like = os_sec.get("id_like") or []
+    if isinstance(like, list):
+        ids |= {str(x) for x in like}
+    return {i for i in ids if i}
+
+
+def distro_platform(catalog: Catalog, facts: Facts) -> Platform | None:
+    """The distro platform whose os-release and kernel patterns match the host, if any."""
+    release = facts.kernel_release
+    os_sec = facts.section("os")
+    if not release or os_sec is None:
+        return None
+    ids = _os_ids(facts)
+    version = str(os_sec.get("version_id", ""))
+    found = [
+        p
+        for p in catalog.platforms.values()
+        if p.kind == "distro"
+        and p.os_id in ids
+        and (not p.os_version or version == p.os_version or version.startswith(p.os_version + "."))
+        and p.matches_kernel(release)
+    ]
+    # Several can match (an older minor release's pattern); prefer the most specific one.
+    found.sort(key=lambda p: (p.os_version == version, len(p.capabilities), p.id), reverse=True)
+    return found[0] if found else None
+
+
+class HostPlatforms:
+    """Capabilities and platforms of one host, with the evidence for each."""
+
+    def __init__(self, catalog: Catalog, facts: Facts) -> None:
+        self.catalog = catalog
+        self.facts = facts
+        self.distro = distro_platform(catalog, facts)
+
+    @cached_property
+    def evidence(self) -> dict[str, Evidence]:
+        return {cid: self._evidence(cap) for cid, cap in self.catalog.capabilities.items()}
+
+    def _evidence(self, cap: Capability) -> Evidence:
+        direct = self._direct(cap)
+        if direct is not None:
+            return direct
+        if self.distro is not None:
+            has = cap.id in self.distro.capabilities
+            how = (
+                "backport"
+                if any(b.capability == cap.id for b in self.distro.backports)
+                else (f"kernel base {self.distro.linux}")
+            )
+            return Evidence(Has.YES if has else Has.NO, f"{self.distro.id} ({how})")
+        version = _kernel_version(self.facts.kernel_release)
+        if version is None:
+            why = self.facts.missing("kernel") or "kernel release unknown"
+            return Evidence(Has.UNKNOWN, why)
+        release = self.facts.kernel_release
+        if _os_ids(self.facts) & DISTRO_FAMILIES:
+            return Evidence(
+                Has.UNKNOWN,
+                f"kernel {release} is not a kernel of a known distro platform; its backports "
+                "are unknown",
+            )
+        has = version >= cap.linux_tuple
+        op = ">=" if has else "<"
+        return Evidence(Has.YES if has else Has.NO, f"kernel {release} {op} {cap.linux}")
+
+    def _direct(self, cap: Capability) -> Evidence | None:
+        kvm = self.facts.section("kvm")
+        if cap.kvm_cap and kvm is not None:
+            caps = kvm.get("capabilities") or {}
+            if cap.kvm_cap in caps:
+                value = caps[cap.kvm_cap]
+                return Evidence(Has.YES if value > 0 else Has.NO, f"{cap.kvm_cap} = {value}")
+        if cap.device:
+            devices = self.facts.section("devices") or {}
+            if cap.device in devices:
+                present = bool(devices[cap.device])
+                return Evidence(
+                    Has.YES if present else Has.NO,
+                    f"{cap.device} {'present' if present else 'absent'}",
+                )
+        if cap.kvm_param and kvm is not None:
+            module = (kvm.get("modules") or {}).get(cap.kvm_param.get("module"))
+            if isinstance(module, Mapping):
+                value = module.get(cap.kvm_param.get("name"))
+                if isinstance(value, str):
+                    ok = value in cap.kvm_param.get("values", ["Y", "1"])
+                    name = f"{cap.kvm_param.get('module')}.{cap.kvm_param.get('name')}"
+                    return Evidence(Has.YES if ok else Has.NO, f"{name} = {value}")
+        return None
+
+    def has(self, cap_id: str) -> Has:
+        return self.evidence[cap_id].has
+
+    @cached_property
+    def supported(self) -> list[Platform]:
+        out = []
+        for p in self.catalog.platforms.values():
+            if all(self.evidence[c].has is Has.YES for c in p.capabilities):
+                out.append(p)
+        return sorted(out, key=lambda p: platform_sort_key(p.id))
+
+    @cached_property
+    def maximal(self) -> list[Platform]:
+        sup = self.supported
+        return [p for p in sup if not any(q.capabilities > p.capabilities for q in sup)]
+
+    @cached_property
+    def effective(self) -> Platform | None:
+        if not self.maximal:
+            return None
+        return max(self.maximal, key=self._preference)
+
+    def _preference(self, p: Platform) -> tuple[int, int, tuple[int, ...], tuple]:
+        own = 1 if self.distro is not None and p.id == self.distro.id else 0
+        return (own, len(p.capabilities), version_tuple(p.linux), platform_sort_key(p.id))
+
+    @cached_property
+    def unknown(self) -> list[str]:
+        return sorted(c for c, e in self.evidence.items() if e.has is Has.UNKNOWN)
+
+
+def common_platforms(hosts: Iterable[HostPlatforms]) -> list[Platform]:
+    """Platforms every host supports."""
+    hosts = list(hosts)
+    if not hosts:
+        return []
+    ids = set.intersection(*({p.id for p in h.supported} for h in hosts))
+    catalog = hosts[0].catalog
+    return sorted((catalog.platforms[i] for i in ids), key=lambda p: platform_sort_key(p.id))
+
+
+def recommended_pin(hosts: Iterable[HostPlatforms]) -> Platform | None:
+    """The greatest common platform: most capabilities, then newest, upstream before distro
+    names on a tie (an upstream name means the same thing on every host)."""
+    common = common_platforms(hosts)
+    if not common:
+        return None
+    return max(
+        common,
+        key=lambda p: (len(p.capabilities), p.kind == "upstream", version_tuple(p.linux), p.id),
+    )
+
+
+def superset_graph(catalog: Catalog) -> nx.DiGraph:
+    """Edge P -> Q when P strictly includes Q; platforms with equal sets get no edge."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    plats = list(catalog.platforms.values())
+    for p in plats:
+        g.add_node(p.id, kind=p.kind, linux=p.linux, capabilities=len(p.capabilities))
+    for p in plats:
+        for q in plats:
+            if p is not q and p.capabilities > q.capabilities:
+                g.add_edge(p.id, q.id)
+    return g
+
+
+def reduced_graph(catalog: Catalog) -> nx.DiGraph:
+    """The transitive reduction: only direct supersets, for display."""
+    import networkx as nx
+
+    full = superset_graph(catalog)
+    if not nx.is_directed_acyclic_graph(full):  # strict inclusion cannot cycle; guard anyway
+        cycle = nx.find_cycle(full)
+        from migcheck.catalog import CatalogError
+
+        raise CatalogError(catalog.root, f"platform graph has a cycle: {cycle}")
+    reduced = nx.transitive_reduction(full)
+    reduced.add_nodes_from(full.nodes(data=True))
+    return reduced
+
+
+def parents(catalog: Catalog, platform_id: str) -> list[str]:
+    """Direct subsets (what this platform extends), from the reduced graph."""
+    g = reduced_graph(catalog)
+    return sorted(g.successors(platform_id), key=platform_sort_key)
+
+
+def children(catalog: Catalog, platform_id: str) -> list[str]:
+    """Direct supersets."""
+    g = reduced_graph(catalog)
+    return sorted(g.predecessors(platform_id), key=platform_sort_key)
+
+
+def equivalents(catalog: Catalog, platform_id: str) -> list[str]:
+    """Other platforms with exactly the same capabilities (e.g. linux-6.3 when no
+    catalogued capability arrived in 6.3)."""
+    caps = catalog.platforms[platform_id].capabilities
+    return sorted(
+        (
+            p.id
+            for p in catalog.platforms.values()
+            if p.id != platform_id and p.capabilities == caps
+        ),
+        key=platform_sort_key,
+    )
