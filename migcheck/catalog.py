@@ -28,8 +28,13 @@ AREAS = {"tap", "vhost", "kvm", "cpu", "memory", "confidential", "hyperv"}
 
 
 def default_catalog_dir() -> Path:
-    """The catalog shipped with migcheck: ``platforms/`` beside the package (source tree)
-    or inside it (installed)."""
+    """The catalog: ``$MIGCHECK_PLATFORMS`` if set, else ``platforms/`` beside the package
+    (source tree and editable installs) or inside it."""
+    import os
+
+    override = os.environ.get("MIGCHECK_PLATFORMS")
+    if override:
+        return Path(override)
     here = Path(__file__).resolve().parent
     for candidate in (here / "platforms", here.parent / "platforms"):
         if (candidate / "upstream.toml").is_file():

@@ -362,7 +362,7 @@ class GraphFormat(str, Enum):
 def _catalog():
     from migcheck.catalog import load_catalog
 
-    return load_catalog(os.environ.get("MIGCHECK_PLATFORMS") or None)
+    return load_catalog()
 
 
 @platforms_app.command("list")

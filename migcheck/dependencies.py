@@ -106,19 +106,32 @@ def _device_uses(
     return uses
 
 
+def _same(value: object, want: str | None) -> bool:
+    if want is None:
+        return True
+    wanted_bool = as_bool(want)
+    if wanted_bool is not None and as_bool(value) is not None:
+        return as_bool(value) == wanted_bool
+    return str(value) == want
+
+
 def _option_matches(vm: VmSpec, option: dict[str, str]) -> bool:
     name = option.get("option", "")
     key, want = option.get("key"), option.get("value")
     if name in ("machine", "M"):
         opts = vm.machine.options
-        return key in opts and (want is None or opts[key] == want)
+        return key in opts and _same(opts[key], want)
+    # Parsed options (keyval or JSON syntax alike) are matched on their properties.
+    parsed = {"netdev": vm.netdevs, "device": vm.devices, "object": vm.objects}.get(name)
+    if parsed is not None:
+        return any(key in item.props and _same(item.props[key], want) for item in parsed)
     for opt in vm.options:
         if opt.name != name or opt.value is None:
             continue
         first, props = split_keyval(opt.value)
         if key is None:
             return True
-        if key in props and (want is None or props[key] == want):
+        if key in props and _same(props[key], want):
             return True
         if first is not None and want is None and first == key:
             return True

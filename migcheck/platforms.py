@@ -9,14 +9,16 @@ A host's capabilities come from evidence in its facts, strongest first:
 1. a direct probe answer (a KVM capability, a device node, a kvm module parameter);
 2. its distro platform, when os-release and kernel release match one (backports count);
 3. its upstream kernel version, when the host runs no distro migcheck knows;
-4. otherwise unknown: a known distro with an unrecognised kernel may carry backports, so
+4. otherwise unknown: a distribution kernel no platform matches may carry backports, so
    guessing from the version alone could hide a capability and turn into a false "safe".
+   Capabilities that also depend on hardware or kernel configuration (``platform = false``
+   in the catalog) are unknown without a direct probe answer, unless the kernel is too old.
 
 A host supports P when it certainly has every capability of P. The *effective* platform
 (what ``-platform`` omitted means: "the very latest platform compatible with the host") is
-the best maximal supported platform; ties between incomparable maxima go, in order, to the
-host's own distro platform, the platform with more capabilities, the newer kernel base, and
-the name.
+the best maximal supported platform; ties between maxima go, in order, to the host's own
+distro platform, the platform with more capabilities, a platform no newer than the host's
+kernel, the newer kernel base, and the name.
 """
 
 from __future__ import annotations
@@ -34,8 +36,18 @@ from migcheck.facts import Facts
 if TYPE_CHECKING:
     import networkx as nx
 
-# os-release IDs whose kernels are known to carry backports: version numbers alone mislead.
-DISTRO_FAMILIES = {"rhel", "centos", "rocky", "almalinux", "ol", "ubuntu", "debian", "fedora"}
+# Release-string styles of distribution kernels, which carry backports: for these the
+# version number alone misleads. Anything else is taken as a vanilla (upstream) kernel.
+_DISTRO_KERNEL_RE = re.compile(
+    r"(\.el\d|\.fc\d\d|\.uek|\+deb\d*|\+bpo|-(amd64|arm64|cloud-amd64|rt-amd64)$|"
+    r"-\d+-(generic|lowlatency|aws|azure|gcp|oracle|kvm|ibm|nvidia|raspi)|-default$|\.amzn\d)"
+)
+
+
+def is_distro_kernel(release: str) -> bool:
+    """``5.14.0-427.el9_4.x86_64``, ``6.1.0-18-amd64``, ``6.8.0-45-generic``: yes;
+    ``6.6.30``, ``6.18.44-fc-v595`` (custom builds): no."""
+    return bool(_DISTRO_KERNEL_RE.search(release))
 
 
 class Has(str, Enum):
@@ -101,24 +113,35 @@ class HostPlatforms:
         direct = self._direct(cap)
         if direct is not None:
             return direct
-        if self.distro is not None:
-            has = cap.id in self.distro.capabilities
-            how = (
-                "backport"
-                if any(b.capability == cap.id for b in self.distro.backports)
-                else (f"kernel base {self.distro.linux}")
-            )
-            return Evidence(Has.YES if has else Has.NO, f"{self.distro.id} ({how})")
-        version = _kernel_version(self.facts.kernel_release)
-        if version is None:
-            why = self.facts.missing("kernel") or "kernel release unknown"
-            return Evidence(Has.UNKNOWN, why)
-        release = self.facts.kernel_release
-        if _os_ids(self.facts) & DISTRO_FAMILIES:
+        kernel = self._kernel_evidence(cap)
+        if kernel.has is Has.YES and not cap.in_platforms:
+            # The kernel could do it, but hardware or kernel configuration also decide, and
+            # the facts hold no direct answer: say so rather than assume.
             return Evidence(
                 Has.UNKNOWN,
-                f"kernel {release} is not a kernel of a known distro platform; its backports "
-                "are unknown",
+                f"{kernel.why}, but {cap.id} also depends on the host's hardware or kernel "
+                "configuration, which the facts do not show",
+            )
+        return kernel
+
+    def _kernel_evidence(self, cap: Capability) -> Evidence:
+        """What the kernel alone says: its distro platform, else its upstream version."""
+        if self.distro is not None:
+            backported = any(b.capability == cap.id for b in self.distro.backports)
+            missing = any(b.capability == cap.id for b in self.distro.missing)
+            has = backported or (cap.linux_tuple <= self.distro.linux_tuple and not missing)
+            how = "backport" if backported else f"kernel base {self.distro.linux}"
+            return Evidence(Has.YES if has else Has.NO, f"{self.distro.id} ({how})")
+        release = self.facts.kernel_release
+        version = _kernel_version(release)
+        if release is None or version is None:
+            why = self.facts.missing("kernel") or f"kernel release {release!r} unknown"
+            return Evidence(Has.UNKNOWN, why)
+        if is_distro_kernel(release):
+            return Evidence(
+                Has.UNKNOWN,
+                f"kernel {release} looks like a distribution kernel that no catalogued "
+                "platform matches; its backports are unknown",
             )
         has = version >= cap.linux_tuple
         op = ">=" if has else "<"
@@ -171,9 +194,12 @@ class HostPlatforms:
             return None
         return max(self.maximal, key=self._preference)
 
-    def _preference(self, p: Platform) -> tuple[int, int, tuple[int, ...], tuple]:
+    def _preference(self, p: Platform) -> tuple[int, int, int, tuple[int, ...], tuple]:
         own = 1 if self.distro is not None and p.id == self.distro.id else 0
-        return (own, len(p.capabilities), version_tuple(p.linux), platform_sort_key(p.id))
+        # Among equal sets, do not name a kernel newer than the one the host runs.
+        kernel = _kernel_version(self.facts.kernel_release)
+        fits = 1 if kernel is None or version_tuple(p.linux) <= kernel else 0
+        return (own, len(p.capabilities), fits, version_tuple(p.linux), platform_sort_key(p.id))
 
     @cached_property
     def unknown(self) -> list[str]:
@@ -217,31 +243,60 @@ def superset_graph(catalog: Catalog) -> nx.DiGraph:
     return g
 
 
+def equivalence_classes(catalog: Catalog) -> dict[str, list[str]]:
+    """Platforms grouped by identical capability sets, keyed by a representative: the
+    oldest upstream platform of the group (the first kernel with exactly that set), else
+    the first distro platform by name."""
+    groups: dict[frozenset[str], list[str]] = {}
+    for p in catalog.platforms.values():
+        groups.setdefault(p.capabilities, []).append(p.id)
+    out = {}
+    for members in groups.values():
+        members.sort(key=platform_sort_key)
+        out[members[0]] = members
+    return out
+
+
 def reduced_graph(catalog: Catalog) -> nx.DiGraph:
-    """The transitive reduction: only direct supersets, for display."""
+    """Direct supersets between equivalence classes (transitive reduction), for display.
+    Node ids are class representatives; ``members`` lists every platform in the class."""
     import networkx as nx
 
-    full = superset_graph(catalog)
-    if not nx.is_directed_acyclic_graph(full):  # strict inclusion cannot cycle; guard anyway
-        cycle = nx.find_cycle(full)
+    classes = equivalence_classes(catalog)
+    g = nx.DiGraph()
+    for rep, members in classes.items():
+        p = catalog.platforms[rep]
+        g.add_node(rep, members=members, kind=p.kind, capabilities=len(p.capabilities))
+    for a in classes:
+        for b in classes:
+            if catalog.platforms[a].capabilities > catalog.platforms[b].capabilities:
+                g.add_edge(a, b)
+    if not nx.is_directed_acyclic_graph(g):  # strict inclusion cannot cycle; guard anyway
         from migcheck.catalog import CatalogError
 
-        raise CatalogError(catalog.root, f"platform graph has a cycle: {cycle}")
-    reduced = nx.transitive_reduction(full)
-    reduced.add_nodes_from(full.nodes(data=True))
+        raise CatalogError(catalog.root, f"platform graph has a cycle: {nx.find_cycle(g)}")
+    reduced = nx.transitive_reduction(g)
+    reduced.add_nodes_from(g.nodes(data=True))
     return reduced
 
 
+def _class_of(catalog: Catalog, platform_id: str) -> str:
+    for rep, members in equivalence_classes(catalog).items():
+        if platform_id in members:
+            return rep
+    raise KeyError(platform_id)
+
+
 def parents(catalog: Catalog, platform_id: str) -> list[str]:
-    """Direct subsets (what this platform extends), from the reduced graph."""
+    """Direct subsets (what this platform extends), as class representatives."""
     g = reduced_graph(catalog)
-    return sorted(g.successors(platform_id), key=platform_sort_key)
+    return sorted(g.successors(_class_of(catalog, platform_id)), key=platform_sort_key)
 
 
 def children(catalog: Catalog, platform_id: str) -> list[str]:
-    """Direct supersets."""
+    """Direct supersets, as class representatives."""
     g = reduced_graph(catalog)
-    return sorted(g.predecessors(platform_id), key=platform_sort_key)
+    return sorted(g.predecessors(_class_of(catalog, platform_id)), key=platform_sort_key)
 
 
 def equivalents(catalog: Catalog, platform_id: str) -> list[str]:

@@ -100,14 +100,14 @@ def test_uso_guest_with_offloads_off_is_safe(h68: Facts, h61: Facts):
 
 
 def test_older_machine_type_has_uso_off(h68: Facts, h61: Facts):
-    older = parse_cmdline(USO_GUEST.replace("pc-q35-8.2", "pc-q35-8.1").format(extra=""), "x")
+    older = vm(text=USO_GUEST.replace("pc-q35-8.2", "pc-q35-8.1"))
     report = check_pair(older, h68, h61)
     assert finding(report, "kernel.device-defaults").status is Status.PASS
     assert report.verdict is Verdict.SAFE
 
 
 def test_non_tap_netdev_does_not_depend_on_tap(h68: Facts, h61: Facts):
-    user = parse_cmdline(USO_GUEST.replace("-netdev tap,", "-netdev user,").format(extra=""), "x")
+    user = vm(text=USO_GUEST.replace("-netdev tap,", "-netdev user,"))
     assert check_pair(user, h68, h61).verdict is Verdict.SAFE
 
 
@@ -136,7 +136,7 @@ def test_rhel_host_is_recognised_as_its_distro_platform():
 
 
 def test_unrecognised_distro_kernel_is_unknown_not_guessed(h68: Facts):
-    odd = host("hv-custom", "5.14.0-999.custom", RHEL_94)
+    odd = host("hv-custom", "5.14.0-999.el9.x86_64", RHEL_94)  # a build no platform knows
     hp = HostPlatforms(load_catalog(), odd)
     assert hp.distro is None
     assert hp.has("tap-uso") is Has.UNKNOWN
@@ -213,3 +213,69 @@ def test_direct_probe_evidence_beats_the_kernel_version(tmp_path: Path):
     # Without b the upstream line stops at linux-5.14; the distro sets {a, c} still fit.
     assert {p.id for p in hp.maximal} == {"linux-rhel-9.4", "linux-ubuntu-x"}
     assert "linux-6.2" not in {p.id for p in hp.supported}
+
+
+def test_effective_does_not_name_a_kernel_newer_than_the_host(tmp_path: Path):
+    catalog = tie_catalog(tmp_path)
+    vanilla = host("hv-62", "6.2.5", {"id": "arch", "version_id": "", "id_like": []})
+    hp = HostPlatforms(catalog, vanilla)
+    assert {p.id for p in hp.maximal} == {"linux-6.2", "linux-6.3"}
+    assert hp.effective is not None and hp.effective.id == "linux-6.2"
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+def test_cli_platforms_list_and_show():
+    import json
+
+    listing = json.loads(cli("platforms", "list", "--format", "json").stdout)
+    ids = [p["id"] for p in listing]
+    assert "linux-6.1" in ids and "linux-rhel-9.4" in ids
+    assert ids.index("linux-6.1") < ids.index("linux-6.10")
+    shown = json.loads(cli("platforms", "show", "linux-6.2", "--format", "json").stdout)
+    uso = next(c for c in shown["capabilities"] if c["id"] == "tap-uso")
+    assert uso["linux"] == "6.2" and uso["sources"]
+    assert "linux-6.1" in shown["parents"] or "linux-5.11" in shown["parents"]
+    table = cli("platforms", "show", "linux-6.2")
+    assert table.exit_code == 0 and "tap-uso" in table.stdout
+    bad = cli("platforms", "show", "linux-99.9")
+    assert bad.exit_code == 2 and "known platforms" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "dot", "mermaid"])
+def test_cli_platforms_graph_formats(fmt: str):
+    result = cli("platforms", "graph", "--format", fmt)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "linux-6.2" in out
+    if fmt == "json":
+        import json
+
+        doc = json.loads(out)
+        assert {"superset", "subset"} <= doc["edges"][0].keys()
+    elif fmt == "dot":
+        assert out.startswith("digraph platforms {") and "->" in out
+    elif fmt == "mermaid":
+        assert out.startswith("graph BT") and "-->" in out
+
+
+def test_cli_host_shows_platforms(tmp_path: Path):
+    import json
+
+    rhel = host("hv-rhel", "5.14.0-427.13.1.el9_4.x86_64", RHEL_94)
+    path = tmp_path / "rhel.json"
+    path.write_text(json.dumps(rhel.doc))
+    doc = json.loads(cli("host", str(path), "--format", "json").stdout)
+    plats = doc["platforms"]
+    assert plats["distro"] == "linux-rhel-9.4" and plats["effective"] == "linux-rhel-9.4"
+    assert "linux-rhel-9.4" in plats["maximal"]
+    assert plats["capabilities"]["tap-uso"]["has"] == "no"

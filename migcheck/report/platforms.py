@@ -94,8 +94,13 @@ def render_show(console: Console, catalog: Catalog, name: str) -> None:
     console.print(
         f"kernel {doc['linux']}" + (f", released {doc['released']}" if doc["released"] else "")
     )
-    console.print("supersets of: " + (", ".join(doc["parents"]) or "(none)"), highlight=False)
-    console.print("subsets of: " + (", ".join(doc["children"]) or "(none)"), highlight=False)
+    console.print(
+        "extends (direct subsets): " + (", ".join(doc["parents"]) or "(none)"), highlight=False
+    )
+    console.print(
+        "extended by (direct supersets): " + (", ".join(doc["children"]) or "(none)"),
+        highlight=False,
+    )
     if doc["equivalent"]:
         console.print("same capabilities as: " + ", ".join(doc["equivalent"]), highlight=False)
     table = Table(header_style="bold")
@@ -114,18 +119,32 @@ def render_show(console: Console, catalog: Catalog, name: str) -> None:
         console.print(Text(doc["note"], style="dim"))
 
 
+def _class_label(members: list[str]) -> str:
+    """``linux-6.2 .. linux-6.16 = linux-debian-13, linux-rhel-10.0`` for a class."""
+    upstream = [m for m in members if m.startswith("linux-") and m.count("-") == 1]
+    distros = [m for m in members if m not in upstream]
+    parts = []
+    if upstream:
+        parts.append(upstream[0] if len(upstream) == 1 else f"{upstream[0]} .. {upstream[-1]}")
+    parts += distros
+    return parts[0] + (" = " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+
+
 def graph_text(catalog: Catalog) -> str:
-    """An indented tree of direct supersets, smallest platforms first."""
+    """An indented tree from the smallest platforms up; each line is one class of platforms
+    with the same capabilities."""
     g = reduced_graph(catalog)
     roots = sorted((n for n in g.nodes if g.out_degree(n) == 0), key=platform_sort_key)
     lines: list[str] = []
     seen: set[str] = set()
 
     def walk(node: str, depth: int) -> None:
-        mark = " (see above)" if node in seen else ""
-        lines.append("  " * depth + node + mark)
-        if mark:
+        caps = g.nodes[node]["capabilities"]
+        label = _class_label(g.nodes[node]["members"])
+        if node in seen:
+            lines.append("  " * depth + f"{node} (see above)")
             return
+        lines.append("  " * depth + f"{label}  [{caps} capabilities]")
         seen.add(node)
         for sup in sorted(g.predecessors(node), key=platform_sort_key):
             walk(sup, depth + 1)
@@ -139,8 +158,8 @@ def graph_dot(catalog: Catalog) -> str:
     g = reduced_graph(catalog)
     out = ["digraph platforms {", "  rankdir=BT;", '  node [shape=box, fontname="monospace"];']
     for n in sorted(g.nodes, key=platform_sort_key):
-        style = ', style="rounded"' if catalog.platforms[n].kind == "distro" else ""
-        out.append(f'  "{n}" [label="{n}\\n{len(catalog.platforms[n].capabilities)} caps"{style}];')
+        label = "\\n".join(g.nodes[n]["members"])
+        out.append(f'  "{n}" [label="{label}\\n({g.nodes[n]["capabilities"]} capabilities)"];')
     for a, b in sorted(g.edges):
         out.append(f'  "{b}" -> "{a}";')  # arrow from subset up to superset
     out.append("}")
@@ -155,7 +174,7 @@ def graph_mermaid(catalog: Catalog) -> str:
 
     out = ["graph BT"]
     for n in sorted(g.nodes, key=platform_sort_key):
-        out.append(f'  {node(n)}["{n}"]')
+        out.append(f'  {node(n)}["{_class_label(g.nodes[n]["members"])}"]')
     for a, b in sorted(g.edges):
         out.append(f"  {node(b)} --> {node(a)}")
     return "\n".join(out) + "\n"
@@ -165,6 +184,7 @@ def graph_json(catalog: Catalog) -> str:
     g = reduced_graph(catalog)
     doc = {
         "nodes": platforms_json(catalog),
+        "classes": {n: g.nodes[n]["members"] for n in sorted(g.nodes, key=platform_sort_key)},
         "edges": [{"superset": a, "subset": b} for a, b in sorted(g.edges)],
     }
     return json.dumps(doc, indent=2) + "\n"
