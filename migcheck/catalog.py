@@ -127,7 +127,7 @@ class Catalog:
     capabilities: Mapping[str, Capability]
     platforms: Mapping[str, Platform]
     root: str = ""
-    _order: tuple[str, ...] = field(default=(), repr=False)
+    blockers: tuple[Any, ...] = field(default=(), repr=False)  # migcheck.blockers.Blocker
 
     def platform(self, name: str) -> Platform:
         try:
@@ -338,7 +338,9 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
     for path in sorted((base / "distros").glob("*.toml")):
         add(_load_distro(path, caps))
     _check_references(platforms, caps)
-    return Catalog(caps, platforms, str(base))
+    from migcheck.blockers import load_blockers
+
+    return Catalog(caps, platforms, str(base), load_blockers(base / "qemu" / "blockers.toml"))
 
 
 def _load_distro(path: Path, caps: Mapping[str, Capability]) -> Platform:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from migcheck.checks import accel, cpu, machine, platform, qemu
+from migcheck.checks import accel, blockers, cpu, host, machine, platform, qemu
 from migcheck.checks.base import Context, Finding, Status
 
 Check = Callable[[Context], list[Finding]]
@@ -15,9 +15,14 @@ ALL_CHECKS: tuple[Check, ...] = (
     cpu.check_model,
     cpu.check_features,
     cpu.check_passthrough,
+    cpu.check_nested,
+    cpu.check_migratable,
     accel.check_kvm,
     platform.check_support,
     platform.check_device_defaults,
+    platform.check_host_features,
+    host.check_memory,
+    blockers.check_blockers,
     qemu.check_version,
 )
 

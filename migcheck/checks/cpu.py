@@ -13,6 +13,7 @@ from typing import Any
 
 from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
 from migcheck.cpufeatures import canonical, canonical_props, canonical_set
+from migcheck.facts import Facts
 
 PASSTHROUGH_MODELS = ("host", "max")
 
@@ -310,3 +311,68 @@ def check_passthrough(ctx: Context) -> list[Finding]:
             destination=len(dst_f),
         )
     ]
+
+
+_NESTED_MODULE = {"vmx": "kvm_intel", "svm": "kvm_amd"}
+
+
+def _nested_enabled(facts: Facts, feature: str) -> tuple[bool | None, str]:
+    kvm = facts.section("kvm")
+    module = _NESTED_MODULE[feature]
+    if kvm is None:
+        return None, facts.missing("kvm") or "no KVM facts"
+    params = (kvm.get("modules") or {}).get(module)
+    if not isinstance(params, Mapping) or not isinstance(params.get("nested"), str):
+        return None, f"no {module} nested parameter in the facts"
+    value = params["nested"]
+    return value in ("Y", "y", "1"), f"{module}.nested = {value}"
+
+
+def check_nested(ctx: Context) -> list[Finding]:
+    """A guest that sees vmx/svm runs its own VMs; the destination must allow nesting."""
+    cid = "cpu.nested"
+    wanted = _wanted(ctx)
+    uses = [f for f in ("vmx", "svm") if wanted.get(f)]
+    if ctx.vm.cpu.model in PASSTHROUGH_MODELS and ctx.src.host_cpu is not None:
+        props = _feature_props(ctx.src.host_cpu["props"])
+        uses += [f for f in ("vmx", "svm") if props.get(f) and wanted.get(f) is not False]
+    uses = sorted(set(uses))
+    if not uses:
+        return [
+            Finding(cid, Status.PASS, "the guest sees no vmx/svm: nested virtualization unused")
+        ]
+    feature = uses[0]
+    enabled, why = _nested_enabled(ctx.dst, feature)
+    if enabled is None:
+        return [unknown(cid, f"the guest sees {feature}; destination: {why}")]
+    if not enabled:
+        module = _NESTED_MODULE[feature]
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"the guest sees {feature} (nested virtualization) but the destination has {why}",
+                source=_nested_enabled(ctx.src, feature)[1],
+                destination=why,
+                fix=f"load {module} with nested=1 on the destination, or start the guest with "
+                f"-{feature}",
+            )
+        ]
+    return [Finding(cid, Status.PASS, f"the guest sees {feature}; destination {why}", None, why)]
+
+
+def check_migratable(ctx: Context) -> list[Finding]:
+    """``-cpu host,migratable=off`` passes through features QEMU marks unmigratable."""
+    cid = "cpu.migratable"
+    if ctx.vm.cpu.model in PASSTHROUGH_MODELS and _wanted(ctx).get("migratable") is False:
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                f"-cpu {ctx.vm.cpu.model},migratable=off exposes CPU features QEMU cannot "
+                "migrate (such as invtsc)",
+                source="migratable=off",
+                fix=f"start the guest with -cpu {ctx.vm.cpu.model},migratable=on",
+            )
+        ]
+    return [Finding(cid, Status.PASS, "the CPU is migratable")]

@@ -37,7 +37,8 @@ def check_support(ctx: Context) -> list[Finding]:
     src, dst = ctx.src_platforms, ctx.dst_platforms
     if ctx.vm.platform is not None:
         return [_check_pinned(ctx, ctx.vm.platform, src, dst)]
-    deps = _deps(ctx)
+    # Kernel-version capabilities only: hardware- and config-dependent ones are host.features.
+    deps = {c: d for c, d in _deps(ctx).items() if d.capability.in_platforms}
     needed = {c: d for c, d in deps.items() if src.has(c) is not Has.NO}
     if not needed:
         return [
@@ -92,6 +93,54 @@ def check_support(ctx: Context) -> list[Finding]:
 
 def needs_reasons(dep: Dependency) -> tuple[str, ...]:
     return dep.reasons
+
+
+def check_host_features(ctx: Context) -> list[Finding]:
+    """Capabilities that depend on the destination's hardware or configuration (SEV, SGX,
+    AMX, Hyper-V enlightenments, vhost-net, ...): the guest's use must be backed there."""
+    cid = "host.features"
+    deps = {c: d for c, d in _deps(ctx).items() if not d.capability.in_platforms}
+    if not deps:
+        return [
+            Finding(
+                cid, Status.PASS, "the guest uses no hardware- or config-dependent host feature"
+            )
+        ]
+    src, dst = ctx.src_platforms, ctx.dst_platforms
+    lacking = [c for c in deps if dst.has(c) is Has.NO]
+    unsure = [c for c in deps if dst.has(c) is Has.UNKNOWN]
+    if lacking:
+        lines = [
+            f"{ctx.platforms.capabilities[c].title} ({dst.evidence[c].why}), used by "
+            + "; ".join(deps[c].reasons)
+            for c in sorted(lacking)
+        ]
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                "the destination lacks: " + " | ".join(lines),
+                source=sorted(c for c in deps if src.has(c) is Has.YES),
+                destination=sorted(c for c in deps if dst.has(c) is Has.YES),
+                fix="enable the feature on the destination (module, device node, BIOS) or "
+                "remove its use from the guest",
+            )
+        ]
+    if unsure:
+        return [
+            unknown(
+                cid, *(f"{c} on the destination: {dst.evidence[c].why}" for c in sorted(unsure))
+            )
+        ]
+    return [
+        Finding(
+            cid,
+            Status.PASS,
+            "the destination has every host feature the guest uses: " + ", ".join(sorted(deps)),
+            source=sorted(deps),
+            destination=sorted(deps),
+        )
+    ]
 
 
 def _check_pinned(ctx: Context, name: str, src: HostPlatforms, dst: HostPlatforms) -> Finding:

@@ -1,0 +1,136 @@
+"""QEMU migration blockers as data (``platforms/qemu/blockers.toml``).
+
+Each entry is a configuration QEMU itself refuses to live-migrate (it registers a
+migration blocker or marks a device unmigratable), with the condition that lifts it and
+the QEMU source that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migcheck.catalog import CatalogError, _read, _sources
+from migcheck.cpufeatures import canonical
+from migcheck.vm import Device, VmSpec, as_bool
+
+MATCH_KINDS = ("device", "object", "cpu_feature", "cpu_prop", "option")
+
+
+@dataclass(frozen=True)
+class Blocker:
+    id: str
+    title: str
+    match: Mapping[str, Any]
+    unless: Mapping[str, Any]
+    message: str
+    fix: str
+    verified: bool
+    note: str
+    sources: tuple[Mapping[str, str], ...]
+
+
+def load_blockers(path: Path) -> tuple[Blocker, ...]:
+    if not path.is_file():
+        return ()
+    doc = _read(path)
+    out = []
+    seen: set[str] = set()
+    for i, entry in enumerate(doc.get("blocker", [])):
+        where = f"{path} blocker[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise CatalogError(where, "needs an 'id'")
+        where = f"{path} [{entry['id']}]"
+        if entry["id"] in seen:
+            raise CatalogError(where, "duplicate id")
+        seen.add(entry["id"])
+        match = entry.get("match")
+        if not isinstance(match, dict) or len(match) != 1 or next(iter(match)) not in MATCH_KINDS:
+            raise CatalogError(where, f"'match' needs exactly one of {', '.join(MATCH_KINDS)}")
+        unless = entry.get("unless", {})
+        if not isinstance(unless, dict):
+            raise CatalogError(where, "'unless' should be a table")
+        for key in ("title", "message", "fix"):
+            if not isinstance(entry.get(key), str):
+                raise CatalogError(where, f"{key!r} is missing")
+        out.append(
+            Blocker(
+                id=entry["id"],
+                title=entry["title"],
+                match=match,
+                unless=unless,
+                message=entry["message"],
+                fix=entry["fix"],
+                verified=bool(entry.get("verified", False)),
+                note=str(entry.get("note", "")),
+                sources=_sources(entry, where),
+            )
+        )
+    return tuple(out)
+
+
+def _same(value: Any, want: Any) -> bool:
+    if want == "*":
+        return value is not None
+    wb, vb = as_bool(want), as_bool(value)
+    if wb is not None and vb is not None:
+        return wb == vb
+    return str(value) == str(want)
+
+
+def _cpu_value(vm: VmSpec, name: str) -> Any:
+    key = canonical(name)
+    for features in (vm.cpu.features, vm.cpu.props):
+        for k, v in features.items():
+            if canonical(k) == key:
+                return v
+    return None
+
+
+def _lifted(vm: VmSpec, blocker: Blocker, device: Device | None) -> bool:
+    """True when the blocker's ``unless`` condition holds."""
+    if not blocker.unless:
+        return False
+    for kind, conditions in blocker.unless.items():
+        for name, want in dict(conditions).items():
+            if kind == "device_prop":
+                value = device.props.get(name) if device is not None else None
+            elif kind == "cpu_prop":
+                value = _cpu_value(vm, name)
+            elif kind == "object_prop":
+                value = next((o.props.get(name) for o in vm.objects if name in o.props), None)
+            else:
+                return False
+            if not _same(value, want):
+                return False
+    return True
+
+
+def triggered(vm: VmSpec, blockers: tuple[Blocker, ...]) -> list[tuple[Blocker, str]]:
+    """Blockers this guest's configuration trips, with what tripped each."""
+    from migcheck.dependencies import _option_matches
+
+    out = []
+    for b in blockers:
+        kind, target = next(iter(b.match.items()))
+        if kind == "device":
+            for d in vm.devices:
+                if d.driver in target and not _lifted(vm, b, d):
+                    out.append((b, f"-device {d.driver}" + (f" id={d.id}" if d.id else "")))
+        elif kind == "object":
+            for o in vm.objects:
+                if o.qom_type in target and not _lifted(vm, b, None):
+                    out.append((b, f"-object {o.qom_type}" + (f" id={o.id}" if o.id else "")))
+        elif kind == "cpu_feature":
+            on = [f for f in target if _cpu_value(vm, f) is True]
+            if on and not _lifted(vm, b, None):
+                out.append((b, "-cpu ..." + "".join(f",+{f}" for f in on)))
+        elif kind == "cpu_prop":
+            hits = [f"{k}={v}" for k, v in dict(target).items() if _same(_cpu_value(vm, k), v)]
+            if hits and not _lifted(vm, b, None):
+                out.append((b, "-cpu ...," + ",".join(hits)))
+        elif kind == "option" and _option_matches(vm, dict(target)) and not _lifted(vm, b, None):
+            out.append((b, f"-{target.get('option')} {target.get('key')}={target.get('value')}"))
+    return out

@@ -1,0 +1,33 @@
+"""Migration blockers: configurations QEMU itself refuses to live-migrate."""
+
+from __future__ import annotations
+
+from migcheck.blockers import triggered
+from migcheck.checks.base import Context, Finding, Status
+
+
+def check_blockers(ctx: Context) -> list[Finding]:
+    hits = triggered(ctx.vm, ctx.platforms.blockers)
+    if not hits:
+        n = len(ctx.platforms.blockers)
+        return [
+            Finding("blocker", Status.PASS, f"none of {n} known QEMU migration blockers applies")
+        ]
+    findings = []
+    by_id: dict[str, list[str]] = {}
+    for blocker, what in hits:
+        by_id.setdefault(blocker.id, []).append(what)
+    for blocker_id, whats in by_id.items():
+        b = next(b for b, _ in hits if b.id == blocker_id)
+        caveat = "" if b.verified else " (not confirmed in QEMU source)"
+        findings.append(
+            Finding(
+                f"blocker.{b.id}",
+                Status.FAIL,
+                f"{b.title}: {b.message} [{'; '.join(whats)}]{caveat}",
+                source=whats,
+                destination=None,
+                fix=b.fix,
+            )
+        )
+    return findings
