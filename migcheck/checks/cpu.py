@@ -60,10 +60,29 @@ def _wanted(ctx: Context) -> dict[str, bool]:
     return {canonical(f): on for f, on in ctx.vm.cpu.features.items()}
 
 
+UNNAMED = "an unnamed feature (QEMU reports no name)"
+
+
 def _fmt(features: set[str] | list[str], limit: int = 12) -> str:
-    items = sorted(features)
+    # Some QEMU builds list an unavailable feature with an empty name (seen in libvirt's
+    # Xeon-Platinum-8268 capture); say so instead of printing nothing.
+    items = [f or UNNAMED for f in sorted(features)]
     text = ", ".join(items[:limit])
     return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _switch_off(name: str, features: set[str]) -> str:
+    """``-cpu NAME,-a,-b`` for the named features; an unnamed one cannot be switched off."""
+    named = sorted(f for f in features if f)
+    if not named:
+        return (
+            "a CPU model the host fully supports (a feature QEMU does not name cannot be "
+            "switched off)"
+        )
+    text = f"-cpu {name}," + ",".join(f"-{f}" for f in named)
+    if len(named) < len(features):
+        text += " (and a model without the unnamed feature)"
+    return text
 
 
 def _model_name(ctx: Context) -> str | None:
@@ -149,7 +168,6 @@ def check_model(ctx: Context) -> list[Finding]:
             )
         ]
     if lost:
-        off = ",".join(f"-{f}" for f in sorted(lost))
         return [
             Finding(
                 cid,
@@ -158,8 +176,8 @@ def check_model(ctx: Context) -> list[Finding]:
                 f"{_fmt(lost)}",
                 source=sorted(src_un),
                 destination=sorted(dst_un),
-                fix=f"use a CPU model the destination can run, or start the guest with "
-                f"-cpu {name},{off}",
+                fix="use a CPU model the destination can run, or start the guest with "
+                + _switch_off(name, lost),
             )
         ]
     if gained:
@@ -171,10 +189,8 @@ def check_model(ctx: Context) -> list[Finding]:
                 "would change under it",
                 source=sorted(src_un),
                 destination=sorted(dst_un),
-                fix="start the guest with those features off on both hosts: -cpu "
-                + name
-                + ","
-                + ",".join(f"-{f}" for f in sorted(gained)),
+                fix="start the guest with those features off on both hosts: "
+                + _switch_off(name, gained),
             )
         ]
     if src_un:
@@ -186,8 +202,7 @@ def check_model(ctx: Context) -> list[Finding]:
                 "guest has less than the model promises",
                 source=sorted(src_un),
                 destination=sorted(dst_un),
-                fix=f"add enforce, or turn them off explicitly: -cpu {name},"
-                + ",".join(f"-{f}" for f in sorted(src_un)),
+                fix="add enforce, or turn them off explicitly: " + _switch_off(name, src_un),
             )
         ]
     return [
