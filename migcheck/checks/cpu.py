@@ -71,6 +71,10 @@ def _fmt(features: set[str] | list[str], limit: int = 12) -> str:
     return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _count(items: set[str] | list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''}"
+
+
 def _switch_off(name: str, features: set[str]) -> str:
     """``-cpu NAME,-a,-b`` for the named features; an unnamed one cannot be switched off."""
     named = sorted(f for f in features if f)
@@ -283,8 +287,8 @@ def check_passthrough(ctx: Context) -> list[Finding]:
             Finding(
                 cid,
                 Status.FAIL,
-                f"-cpu {model}: the guest sees {len(lost)} CPU features on the source that the "
-                f"destination lacks: {_fmt(lost)}",
+                f"-cpu {model}: the guest sees {_count(lost, 'CPU feature')} on the source "
+                f"that the destination lacks: {_fmt(lost)}",
                 source=sorted(lost),
                 destination=[],
                 fix="use a named CPU model both hosts can run (see 'migcheck host'), or add "
