@@ -30,6 +30,7 @@ class Blocker:
     verified: bool
     note: str
     sources: tuple[Mapping[str, str], ...]
+    qemu_until: tuple[int, ...] | None = None  # QEMU release that lifted it, if any
 
 
 def load_blockers(path: Path) -> tuple[Blocker, ...]:
@@ -66,9 +67,19 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
                 verified=bool(entry.get("verified", False)),
                 note=str(entry.get("note", "")),
                 sources=_sources(entry, where),
+                qemu_until=_version(entry.get("qemu_until"), where),
             )
         )
     return tuple(out)
+
+
+def _version(value: Any, where: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(p) for p in str(value).split("."))
+    except ValueError:
+        raise CatalogError(where, f"qemu_until {value!r} is not a QEMU version") from None
 
 
 def _same(value: Any, want: Any) -> bool:
@@ -108,12 +119,22 @@ def _lifted(vm: VmSpec, blocker: Blocker, device: Device | None) -> bool:
     return True
 
 
-def triggered(vm: VmSpec, blockers: tuple[Blocker, ...]) -> list[tuple[Blocker, str]]:
-    """Blockers this guest's configuration trips, with what tripped each."""
+def _describe_option(target: Mapping[str, Any]) -> str:
+    key, value = target.get("key"), target.get("value")
+    return f"-{target.get('option')} " + (f"{key}={value}" if value is not None else f"{key}")
+
+
+def triggered(
+    vm: VmSpec, blockers: tuple[Blocker, ...], qemu: tuple[int, ...] | None = None
+) -> list[tuple[Blocker, str]]:
+    """Blockers this guest's configuration trips on a source running QEMU ``qemu``
+    (None: unknown, every blocker counts), with what tripped each."""
     from migcheck.dependencies import _option_matches
 
     out = []
     for b in blockers:
+        if b.qemu_until is not None and qemu is not None and qemu >= b.qemu_until:
+            continue
         kind, target = next(iter(b.match.items()))
         if kind == "device":
             for d in vm.devices:
@@ -132,5 +153,5 @@ def triggered(vm: VmSpec, blockers: tuple[Blocker, ...]) -> list[tuple[Blocker, 
             if hits and not _lifted(vm, b, None):
                 out.append((b, "-cpu ...," + ",".join(hits)))
         elif kind == "option" and _option_matches(vm, dict(target)) and not _lifted(vm, b, None):
-            out.append((b, f"-{target.get('option')} {target.get('key')}={target.get('value')}"))
+            out.append((b, _describe_option(target)))
     return out

@@ -7,7 +7,7 @@ from migcheck.checks.base import Context, Finding, Status
 
 
 def check_blockers(ctx: Context) -> list[Finding]:
-    hits = triggered(ctx.vm, ctx.platforms.blockers)
+    hits = triggered(ctx.vm, ctx.platforms.blockers, ctx.src.qemu_version_tuple)
     if not hits:
         n = len(ctx.platforms.blockers)
         return [
