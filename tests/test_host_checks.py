@@ -90,3 +90,16 @@ def test_hugepage_memory_warns_with_the_path():
     assert "/dev/hugepages/libvirt/qemu" in f.message and "hugepages" in f.message
     assert report.verdict is Verdict.SAFE
     assert check_pair(vm, host, host, strict=True).verdict is Verdict.UNSAFE
+
+
+def test_cpu_pm_needs_disable_exits_on_the_destination():
+    host = fixture_facts(BOOKWORM)
+    assert host.doc["kvm"]["capabilities"]["KVM_CAP_X86_DISABLE_EXITS"] > 0
+    dst = copy.deepcopy(dict(host.doc))
+    dst["kvm"]["capabilities"]["KVM_CAP_X86_DISABLE_EXITS"] = 0
+    vm = parse_cmdline(BASE + "-cpu host -overcommit cpu-pm=on", "x")
+    report = check_pair(vm, host, Facts(dst, "dst"))
+    f = finding(report, "platform.support")
+    assert f.status is Status.FAIL
+    assert "kvm-disable-exits" in f.message and "KVM_CAP_X86_DISABLE_EXITS = 0" in f.message
+    assert check_pair(vm, host, host).verdict is Verdict.SAFE
