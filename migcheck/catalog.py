@@ -122,7 +122,7 @@ class Platform:
         return any(re.search(p, release) for p in self.kernel_patterns)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: caches key on the catalog object
 class Catalog:
     capabilities: Mapping[str, Capability]
     platforms: Mapping[str, Platform]

@@ -345,6 +345,80 @@ def host(
     render_host(_stdout(), summary)
 
 
+class FleetFormat(str, Enum):
+    table = "table"
+    json = "json"
+    junit = "junit"
+    markdown = "markdown"
+
+
+@app.command()
+def fleet(
+    hosts: Annotated[
+        list[str] | None, typer.Argument(help="HOSTs (or, with --inventory, host/group names).")
+    ] = None,
+    cmdlines: Annotated[
+        list[str] | None,
+        typer.Option("--cmdline", "-c", help="Guest command line file or directory; repeatable."),
+    ] = None,
+    inventory: Annotated[
+        str | None,
+        typer.Option("--inventory", "-I", help="Hosts file or Ansible inventory (INI or YAML)."),
+    ] = None,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--assume",
+            help="What-if: HOST_OR_GROUP:kernel=X.Y.Z, :qemu=X.Y.Z or :os=rhel-9.6 (repeatable).",
+        ),
+    ] = None,
+    fmt: Annotated[FleetFormat, typer.Option("--format", "-f")] = FleetFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to a file.")
+    ] = None,
+    both_ways: Annotated[
+        bool, typer.Option("--both-ways", help="A cell passes only if the guest can come back.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as unsafe.")] = False,
+    jobs: JobsOpt = 32,
+    timeout: TimeoutOpt = 30.0,
+    qemu: QemuOpt = None,
+    ssh_config: SshConfigOpt = None,
+    identity: IdentityOpt = None,
+    user: UserOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    sudo: SudoOpt = False,
+) -> None:
+    """Which hosts can take which guests; with --assume, what an upgrade would break."""
+    from migcheck.fleetcli import run_fleet
+
+    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs)
+    try:
+        text, code = run_fleet(
+            hosts or [],
+            cmdlines or [],
+            inventory=inventory,
+            assume=assume or [],
+            fmt=fmt.value,
+            both_ways=both_ways,
+            strict=strict,
+            options=options,
+            gather=lambda targets: _gather_all(targets, options, show_progress=True),
+            console=_stdout(),
+        )
+    except MigcheckError as err:
+        _fail(err)
+    if text is not None:
+        if output is not None:
+            try:
+                output.write_text(text)
+            except OSError as exc:
+                _fail(MigcheckError(f"--output {output}: cannot write: {exc.strerror}"))
+        else:
+            _write_json(text)
+    raise typer.Exit(code)
+
+
 platforms_app = typer.Typer(
     help="The platform catalog: list, show one, draw the superset graph (-platform help).",
     no_args_is_help=True,

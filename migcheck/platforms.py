@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from migcheck.catalog import Capability, Catalog, Platform, platform_sort_key, version_tuple
@@ -78,6 +78,9 @@ def _os_ids(facts: Facts) -> set[str]:
 
 def distro_platform(catalog: Catalog, facts: Facts) -> Platform | None:
     """The distro platform whose os-release and kernel patterns match the host, if any."""
+    assumed = (facts.doc.get("assumed") or {}).get("platform")
+    if isinstance(assumed, str) and assumed in catalog.platforms:
+        return catalog.platforms[assumed]  # what-if: the host is assumed to run this distro
     release = facts.kernel_release
     os_sec = facts.section("os")
     if not release or os_sec is None:
@@ -206,6 +209,12 @@ class HostPlatforms:
         return sorted(c for c, e in self.evidence.items() if e.has is Has.UNKNOWN)
 
 
+@lru_cache(maxsize=65536)
+def host_platforms(catalog: Catalog, facts: Facts) -> HostPlatforms:
+    """One HostPlatforms per (catalog, facts): a fleet judges each host many times."""
+    return HostPlatforms(catalog, facts)
+
+
 def common_platforms(hosts: Iterable[HostPlatforms]) -> list[Platform]:
     """Platforms every host supports."""
     hosts = list(hosts)
@@ -219,13 +228,19 @@ def common_platforms(hosts: Iterable[HostPlatforms]) -> list[Platform]:
 def recommended_pin(hosts: Iterable[HostPlatforms]) -> Platform | None:
     """The greatest common platform: most capabilities, then newest, upstream before distro
     names on a tie (an upstream name means the same thing on every host)."""
+    hosts = list(hosts)
     common = common_platforms(hosts)
     if not common:
         return None
-    return max(
-        common,
-        key=lambda p: (len(p.capabilities), p.kind == "upstream", version_tuple(p.linux), p.id),
-    )
+    kernels = [_kernel_version(h.facts.kernel_release) for h in hosts]
+    oldest = min((k for k in kernels if k is not None), default=None)
+
+    def key(p: Platform) -> tuple[int, bool, bool, tuple[int, ...], str]:
+        # Equal sets: do not name a kernel newer than the oldest host runs.
+        fits = oldest is None or version_tuple(p.linux) <= oldest
+        return (len(p.capabilities), fits, p.kind == "upstream", version_tuple(p.linux), p.id)
+
+    return max(common, key=key)
 
 
 def superset_graph(catalog: Catalog) -> nx.DiGraph:

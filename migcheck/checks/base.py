@@ -65,15 +65,15 @@ class Context:
 
     @cached_property
     def src_platforms(self) -> HostPlatforms:
-        from migcheck.platforms import HostPlatforms
+        from migcheck.platforms import host_platforms
 
-        return HostPlatforms(self.platforms, self.src)
+        return host_platforms(self.platforms, self.src)
 
     @cached_property
     def dst_platforms(self) -> HostPlatforms:
-        from migcheck.platforms import HostPlatforms
+        from migcheck.platforms import host_platforms
 
-        return HostPlatforms(self.platforms, self.dst)
+        return host_platforms(self.platforms, self.dst)
 
 
 def unknown(check_id: str, *reasons: str | None) -> Finding:

@@ -8,6 +8,7 @@ the guest's CPUID depends on the host; with ``enforce`` QEMU refuses to start in
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from migcheck.cpufeatures import canonical, canonical_props, canonical_set
 from migcheck.facts import Facts
 
 PASSTHROUGH_MODELS = ("host", "max")
+_HOST_FEATURES: weakref.WeakKeyDictionary[Facts, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 # Boolean -cpu properties that are switches of QEMU or of KVM rather than CPUID feature bits.
 # Hyper-V enlightenments (hv-*) depend on KVM capabilities, not on the host CPU, and are
@@ -44,6 +46,15 @@ _NOT_FEATURES = {
 
 def is_cpuid_feature(name: str) -> bool:
     return not (name in _NOT_FEATURES or name.startswith(("hv-", "x-", "hv_")))
+
+
+def host_features(facts: Facts) -> dict[str, bool] | None:
+    """The host CPU expansion's CPUID features by canonical name, computed once per facts."""
+    cached = _HOST_FEATURES.get(facts)
+    if cached is None and facts.host_cpu is not None:
+        cached = _feature_props(facts.host_cpu["props"])
+        _HOST_FEATURES[facts] = cached
+    return cached
 
 
 def _feature_props(props: Mapping[str, Any]) -> dict[str, bool]:
@@ -224,8 +235,8 @@ def check_features(ctx: Context) -> list[Finding]:
     reasons = missing_qemu(ctx, "host_cpu")
     if reasons or ctx.src.host_cpu is None or ctx.dst.host_cpu is None:
         return [unknown(cid, *(reasons or ["no host CPU expansion in the facts"]))]
-    src_props = _feature_props(ctx.src.host_cpu["props"])
-    dst_props = _feature_props(ctx.dst.host_cpu["props"])
+    src_props = host_features(ctx.src) or {}
+    dst_props = host_features(ctx.dst) or {}
     src_missing = {f for f in wanted if src_props.get(f) is not True}
     dst_missing = {f for f in wanted if dst_props.get(f) is not True}
     lost = dst_missing - src_missing
@@ -279,8 +290,8 @@ def check_passthrough(ctx: Context) -> list[Finding]:
             )
         ]
     off = {f for f, on in _wanted(ctx).items() if not on}
-    src_f = {f for f, on in _feature_props(src_props).items() if on} - off
-    dst_f = {f for f, on in _feature_props(dst_props).items() if on} - off
+    src_f = {f for f, on in (host_features(ctx.src) or {}).items() if on} - off
+    dst_f = {f for f, on in (host_features(ctx.dst) or {}).items() if on} - off
     lost = src_f - dst_f
     if lost:
         return [
@@ -353,7 +364,7 @@ def check_nested(ctx: Context) -> list[Finding]:
     wanted = _wanted(ctx)
     uses = [f for f in ("vmx", "svm") if wanted.get(f)]
     if ctx.vm.cpu.model in PASSTHROUGH_MODELS and ctx.src.host_cpu is not None:
-        props = _feature_props(ctx.src.host_cpu["props"])
+        props = host_features(ctx.src) or {}
         uses += [f for f in ("vmx", "svm") if props.get(f) and wanted.get(f) is not False]
     uses = sorted(set(uses))
     if not uses:

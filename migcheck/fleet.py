@@ -1,0 +1,328 @@
+"""Fleets: which hosts can take which guests, the cluster baseline, what-if upgrades.
+
+Hosts that are identical for migration purposes (same fingerprint of the facts checks
+read) form a class; each guest is judged once per ordered pair of classes, so a fleet of
+10,000 hosts with 20 distinct configurations costs 400 pair checks per guest, not 10^8.
+A class pair stands for every host pair it contains, which the tests prove against the
+naive all-pairs evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from migcheck.catalog import Catalog, Platform, default_catalog_dir
+from migcheck.checks import accel, cpu, machine
+from migcheck.checks.base import Context, Status
+from migcheck.facts import Facts
+from migcheck.pair import PairReport, check_pair
+from migcheck.platforms import host_platforms, recommended_pin
+from migcheck.verdict import Verdict, combine
+from migcheck.vm import VmSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# What the checks read. Volatile fields (probe timing, gather time, host name, binary
+# mtime, microcode, CPU count) stay out, so identical hypervisors share a class.
+_FINGERPRINT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "kernel": ("release", "error"),
+    "os": ("id", "id_like", "version_id", "error"),
+    "cpu": ("vendor", "error"),
+    "kvm": ("present", "usable", "capabilities", "modules", "error"),
+    "devices": (),
+    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "error"),
+}
+
+
+def _section_hash(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _hash_section(name: str, section: Any, seen: dict[int, tuple[Any, str]]) -> str:
+    # Fleets built from variations share section objects: within one classification each
+    # object is hashed once (``seen`` holds it, so its id cannot be reused meanwhile).
+    hit = seen.get(id(section))
+    if hit is not None and hit[0] is section:
+        return hit[1]
+    keys = _FINGERPRINT_KEYS[name]
+    use_keys = isinstance(section, Mapping) and keys
+    data = {k: section.get(k) for k in keys} if use_keys else section
+    digest = _section_hash(json.dumps(data, sort_keys=True, default=str))
+    seen[id(section)] = (section, digest)
+    return digest
+
+
+def fingerprint(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) -> str:
+    """A digest of the facts the checks read; equal digests judge identically."""
+    cache = {} if seen is None else seen
+    parts = [_hash_section(n, facts.doc.get(n), cache) for n in _FINGERPRINT_KEYS]
+    assumed = facts.doc.get("assumed")
+    if assumed:
+        parts.append(json.dumps(assumed, sort_keys=True))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class HostClass:
+    id: str
+    fingerprint: str
+    facts: Facts  # the representative
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        f = self.facts
+        return f"{self.id}: QEMU {f.qemu_version or '?'}, kernel {f.kernel_release or '?'}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    guest: int
+    src: str  # class id
+    dst: str
+    verdict: Verdict
+    report: PairReport
+    reverse: PairReport | None = None
+
+    @property
+    def failing(self) -> list[str]:
+        reports = [self.report] + ([self.reverse] if self.reverse else [])
+        return sorted(
+            {f.id for r in reports for f in r.findings if f.status in (Status.FAIL, Status.UNKNOWN)}
+        )
+
+
+@dataclass
+class FleetResult:
+    guests: list[VmSpec]
+    classes: list[HostClass]
+    host_class: dict[str, str]  # host name -> class id
+    failed_hosts: dict[str, str]  # host name -> why it could not be gathered
+    runnable: dict[tuple[int, str], bool | None]  # (guest, class) -> can the guest run there
+    cells: dict[tuple[int, str, str], Cell]
+    common_platform: Platform | None
+    baseline_cpu: str | None
+    both_ways: bool = False
+    catalog: Catalog | None = None
+
+    def class_by_id(self, cid: str) -> HostClass:
+        return next(c for c in self.classes if c.id == cid)
+
+    def migration_verdict(self, guest: int, src_host: str, dst_host: str) -> Verdict | None:
+        """The verdict for one host pair; None when the guest cannot run on one of them."""
+        a, b = self.host_class[src_host], self.host_class[dst_host]
+        cell = self.cells.get((guest, a, b))
+        return cell.verdict if cell else None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failed_hosts:
+            return combine([Verdict.UNKNOWN] + [c.verdict for c in self.cells.values()])
+        return combine([c.verdict for c in self.cells.values()] or [Verdict.SAFE])
+
+    def stranding(self, guest: int) -> dict[str, list[str]]:
+        """Per source class, the destination classes the guest cannot safely move to."""
+        out: dict[str, list[str]] = {}
+        for (g, a, b), cell in self.cells.items():
+            if g == guest and cell.verdict is not Verdict.SAFE:
+                out.setdefault(a, []).append(b)
+        return out
+
+
+def can_run(vm: VmSpec, facts: Facts, catalog: Catalog) -> bool | None:
+    """Can this host start the guest at all (machine type, CPU model, KVM)?"""
+    ctx = Context(vm, facts, facts, catalog)
+    statuses = [
+        f.status
+        for check in (machine.check_type, cpu.check_model, accel.check_kvm)
+        for f in check(ctx)
+    ]
+    if Status.FAIL in statuses:
+        return False
+    if Status.UNKNOWN in statuses:
+        return None
+    return True
+
+
+def classify(hosts: Mapping[str, Facts]) -> tuple[list[HostClass], dict[str, str]]:
+    by_fp: dict[str, HostClass] = {}
+    host_class: dict[str, str] = {}
+    seen: dict[int, tuple[Any, str]] = {}
+    for name, facts in hosts.items():
+        fp = fingerprint(facts, seen)
+        cls = by_fp.get(fp)
+        if cls is None:
+            cls = HostClass(f"C{len(by_fp) + 1}", fp, facts)
+            by_fp[fp] = cls
+        cls.hosts.append(name)
+        host_class[name] = cls.id
+    return list(by_fp.values()), host_class
+
+
+def evaluate(
+    guests: Sequence[VmSpec],
+    hosts: Mapping[str, Facts],
+    catalog: Catalog,
+    *,
+    failed_hosts: Mapping[str, str] | None = None,
+    both_ways: bool = False,
+    strict: bool = False,
+) -> FleetResult:
+    classes, host_class = classify(hosts)
+    runnable: dict[tuple[int, str], bool | None] = {}
+    cells: dict[tuple[int, str, str], Cell] = {}
+    for g, vm in enumerate(guests):
+        for c in classes:
+            runnable[(g, c.id)] = can_run(vm, c.facts, catalog)
+        for a in classes:
+            if runnable[(g, a.id)] is False:
+                continue
+            for b in classes:
+                if runnable[(g, b.id)] is False:
+                    continue
+                if a is b and len(a.hosts) < 2:
+                    continue  # a lone host is not a migration target for itself
+                report = check_pair(vm, a.facts, b.facts, strict=strict, catalog=catalog)
+                reverse = None
+                verdict = report.verdict
+                if both_ways:
+                    reverse = check_pair(vm, b.facts, a.facts, strict=strict, catalog=catalog)
+                    verdict = combine([verdict, reverse.verdict])
+                cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
+    hps = [host_platforms(catalog, c.facts) for c in classes]
+    return FleetResult(
+        guests=list(guests),
+        classes=classes,
+        host_class=host_class,
+        failed_hosts=dict(failed_hosts or {}),
+        runnable=runnable,
+        cells=cells,
+        common_platform=recommended_pin(hps) if hps else None,
+        baseline_cpu=baseline_cpu([c.facts for c in classes], catalog.root or None),
+        both_ways=both_ways,
+        catalog=catalog,
+    )
+
+
+# --- the cluster CPU baseline --------------------------------------------------------------
+
+
+@cache
+def _families(root: str) -> tuple[tuple[str, str, int], ...]:
+    path = Path(root) / "qemu" / "cpu-models.toml"
+    with path.open("rb") as f:
+        doc = tomllib.load(f)
+    return tuple((f["name"], f["vendor"], int(f["year"])) for f in doc.get("family", []))
+
+
+_VERSIONED = re.compile(r"^(?P<family>.+)-v(?P<version>\d+)$")
+
+
+def baseline_cpu(hosts: Sequence[Facts], root: str | None = None) -> str | None:
+    """The newest named CPU model usable (no unavailable features) on every host: QEMU's
+    advice for mixed fleets, what vSphere calls an EVC baseline. Versioned names only, so
+    the answer does not depend on the machine type."""
+    families = _families(root or str(default_catalog_dir()))
+    rank = {name: (year, -i) for i, (name, _vendor, year) in enumerate(families)}
+    usable: set[str] | None = None
+    for facts in hosts:
+        models = facts.cpu_models
+        if models is None:
+            return None
+        names = {n for n, m in models.items() if m.get("unavailable_features") == []}
+        usable = names if usable is None else usable & names
+    best: tuple[tuple[int, int], int, str] | None = None
+    for name in usable or ():
+        m = _VERSIONED.match(name)
+        if not m or m.group("family") not in rank:
+            continue
+        key = (rank[m.group("family")], int(m.group("version")), name)
+        if best is None or key > best:
+            best = key
+    return best[2] if best else None
+
+
+# --- what-if -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assumption:
+    target: str  # host or group name
+    key: str  # kernel | qemu | os
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Assumption:
+        from migcheck.errors import InputError
+
+        m = re.match(r"^(?P<target>[^:=]+):(?P<key>kernel|qemu|os)=(?P<value>\S+)$", text)
+        if not m:
+            raise InputError(
+                f"--assume {text!r}: expected HOST_OR_GROUP:kernel=X.Y.Z, "
+                "HOST_OR_GROUP:qemu=X.Y.Z or HOST_OR_GROUP:os=DISTRO-VERSION (e.g. rhel-9.6)"
+            )
+        return cls(m.group("target"), m.group("key"), m.group("value"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A verdict that changes for every migration from ``src`` hosts to ``dst`` hosts."""
+
+    guest: int
+    src: tuple[str, ...]  # host names
+    dst: tuple[str, ...]
+    before: Verdict | None  # None: the guest could not run on one of the hosts
+    after: Verdict | None
+    reasons: tuple[str, ...]
+
+    @property
+    def regression(self) -> bool:
+        return self.before is Verdict.SAFE and self.after is not Verdict.SAFE
+
+    @property
+    def pairs(self) -> int:
+        overlap = len(set(self.src) & set(self.dst))
+        return len(self.src) * len(self.dst) - overlap
+
+
+def compare(before: FleetResult, after: FleetResult) -> list[Change]:
+    """Verdict changes, one entry per distinct (before class, after class) pair of hosts, so
+    a 10,000-host fleet yields a handful of entries, not 10^8."""
+    by_sig: dict[tuple[str, str], list[str]] = {}
+    for host, cls in before.host_class.items():
+        if host in after.host_class:
+            by_sig.setdefault((cls, after.host_class[host]), []).append(host)
+    changes: list[Change] = []
+    for g in range(len(before.guests)):
+        for sa, hosts_a in by_sig.items():
+            for sb, hosts_b in by_sig.items():
+                if sa == sb and len(hosts_a) < 2:
+                    continue  # a lone host to itself is no migration
+                b_cell = before.cells.get((g, sa[0], sb[0]))
+                a_cell = after.cells.get((g, sa[1], sb[1]))
+                v_before = b_cell.verdict if b_cell else None
+                v_after = a_cell.verdict if a_cell else None
+                if v_before == v_after:
+                    continue
+                if v_after is None:
+                    reasons: tuple[str, ...] = ("the guest can no longer run on one of the hosts",)
+                    v_after = Verdict.UNSAFE if v_before is not None else None
+                else:
+                    reasons = tuple(a_cell.failing) if a_cell else ()
+                if v_before == v_after:
+                    continue
+                changes.append(
+                    Change(g, tuple(hosts_a), tuple(hosts_b), v_before, v_after, reasons)
+                )
+    return changes

@@ -1,0 +1,175 @@
+"""What-if: a host's facts as they would be after a kernel, QEMU or distro upgrade.
+
+Assumed facts are recomputed from the catalog, never measured, and say so: they carry an
+``assumed`` record, and what cannot be derived keeps today's values (named below).
+
+- ``kernel=X.Y.Z``: the kernel release becomes X.Y.Z; KVM capabilities newer than X.Y are
+  dropped and kernel-version capabilities up to X.Y are added. Hardware- or
+  config-dependent capabilities keep today's answer.
+- ``qemu=X.Y.Z``: the version becomes X.Y.Z and the x86 machine types, aliases, default
+  and deprecations become those of release X.Y (``platforms/qemu/releases.toml``). CPU
+  model availability and the host CPU expansion keep today's values.
+- ``os=DISTRO-VERSION``: the host becomes that distro platform (``linux-DISTRO-VERSION``),
+  os-release included.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from migcheck.catalog import Catalog, version_tuple
+from migcheck.errors import InputError
+from migcheck.facts import Facts, parse_version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_FAMILIES = ("pc-i440fx", "pc-q35")
+
+
+@dataclass(frozen=True)
+class Release:
+    version: tuple[int, int]
+    machines_added: tuple[str, ...]
+    aliases: dict[str, str]
+    default: str | None
+    first_machine: dict[str, str]
+    deprecated_before: dict[str, str]
+
+
+@cache
+def load_releases(root: str) -> dict[tuple[int, int], Release]:
+    path = Path(root) / "qemu" / "releases.toml"
+    if not path.is_file():
+        raise InputError(f"{path}: no QEMU release facts; cannot assume a QEMU version")
+    with path.open("rb") as f:
+        doc = tomllib.load(f)
+    out = {}
+    for entry in doc.get("release", []):
+        ver = tuple(int(p) for p in str(entry["version"]).split(".")[:2])
+        first = entry.get("first_machine", {})
+        dep = entry.get("deprecated_before")
+        out[ver] = Release(
+            version=ver,  # type: ignore[arg-type]
+            machines_added=tuple(entry.get("machines_added", [])),
+            aliases=dict(entry.get("aliases", {})),
+            default=entry.get("default"),
+            first_machine=dict(first)
+            if isinstance(first, dict)
+            else dict.fromkeys(_FAMILIES, first),
+            deprecated_before=(
+                dict(dep) if isinstance(dep, dict) else dict.fromkeys(_FAMILIES, dep) if dep else {}
+            ),
+        )
+    return out
+
+
+def _machine_key(name: str) -> tuple[str, tuple[int, ...]] | None:
+    for family in _FAMILIES:
+        m = re.match(rf"^{family}-(\d+(?:\.\d+)+)$", name)
+        if m:
+            return family, version_tuple(m.group(1))
+    return None
+
+
+def machines_for(root: str, qemu: str) -> list[dict[str, Any]]:
+    """x86 versioned machine types QEMU ``qemu`` registers, from the release facts."""
+    releases = load_releases(root)
+    v = parse_version(qemu)
+    if v is None:
+        raise InputError(f"--assume qemu={qemu}: not a QEMU version")
+    key = (v[0], v[1])
+    if key not in releases:
+        known = ", ".join(f"{a}.{b}" for a, b in sorted(releases))
+        raise InputError(
+            f"--assume qemu={qemu}: no release facts for QEMU {key[0]}.{key[1]} ({known})"
+        )
+    rel = releases[key]
+    names: list[str] = []
+    for r in sorted(releases):
+        if r <= key:
+            names += [n for n in releases[r].machines_added if n not in names]
+    out = []
+    for name in names:
+        parsed = _machine_key(name)
+        if parsed is None:
+            continue
+        family, ver = parsed
+        first = rel.first_machine.get(family)
+        if first is not None and ver < version_tuple(first):
+            continue
+        dep = rel.deprecated_before.get(family)
+        alias = next((a for a, target in rel.aliases.items() if target == name), None)
+        out.append(
+            {
+                "name": name,
+                "alias": alias,
+                "is_default": name == rel.default,
+                "deprecated": bool(dep) and ver < version_tuple(dep),
+                "cpu_max": None,
+                "default_cpu_type": "qemu64-x86_64-cpu",
+            }
+        )
+    return out
+
+
+def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
+    doc: dict[str, Any] = dict(facts.doc)  # shallow: untouched sections stay shared
+    assumed = dict(doc.get("assumed") or {})
+    if key == "kernel":
+        kv = parse_version(value)
+        if kv is None:
+            raise InputError(f"--assume kernel={value}: not a kernel version")
+        doc["kernel"] = dict(doc.get("kernel") or {}, release=value, version=f"assumed {value}")
+        doc["kvm"] = _kvm_for_kernel(doc.get("kvm") or {}, (kv[0], kv[1]), catalog)
+        assumed.pop("platform", None)
+    elif key == "qemu":
+        qemu = copy.copy(dict(doc.get("qemu") or {}))
+        if "error" in qemu:
+            raise InputError(f"--assume qemu={value}: {facts.name} has no QEMU facts to start from")
+        machines = machines_for(catalog.root, value)
+        others = [m for m in qemu.get("machines", []) if _machine_key(m.get("name", "")) is None]
+        qemu["machines"] = machines + others
+        qemu["version"] = value
+        doc["qemu"] = qemu
+    elif key == "os":
+        pid = value if value.startswith("linux-") else f"linux-{value}"
+        platform = catalog.platform(pid)
+        if platform.kind != "distro":
+            raise InputError(f"--assume os={value}: {pid} is not a distribution platform")
+        doc["os"] = {
+            "id": platform.os_id or "",
+            "id_like": [],
+            "version_id": platform.os_version or "",
+            "pretty_name": platform.title,
+        }
+        assumed["platform"] = pid
+    else:
+        raise InputError(f"--assume: unknown key {key!r}")
+    assumed[key] = value
+    doc["assumed"] = assumed
+    return Facts(doc, facts.origin)
+
+
+def _kvm_for_kernel(
+    kvm: dict[str, Any], kernel: tuple[int, int], catalog: Catalog
+) -> dict[str, Any]:
+    if "error" in kvm:
+        return kvm
+    caps = dict(kvm.get("capabilities") or {})
+    for cap in catalog.capabilities.values():
+        if not cap.kvm_cap:
+            continue
+        if cap.linux_tuple > kernel:
+            caps[cap.kvm_cap] = 0
+        elif cap.in_platforms and not caps.get(cap.kvm_cap):
+            caps[cap.kvm_cap] = 1
+    return dict(kvm, capabilities=caps)
