@@ -73,6 +73,9 @@ def load_releases(root: str) -> dict[tuple[int, int], Release]:
 
 
 def _machine_key(name: str) -> tuple[str, tuple[int, ...]] | None:
+    legacy = re.match(r"^pc-(\d+\.\d+)$", name)  # pc-0.10 ... pc-1.3
+    if legacy:
+        return "pc", version_tuple(legacy.group(1))
     for family in _FAMILIES:
         m = re.match(rf"^{family}-(\d+(?:\.\d+)+)$", name)
         if m:

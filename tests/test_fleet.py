@@ -198,3 +198,100 @@ def test_fleet_cli_renders_every_format(tmp_path: Path, fmt: str):
                              env={"COLUMNS": "120"})  # fmt: skip
     assert res.exit_code == 1
     assert "C1" in res.stdout and "C2" in res.stdout
+
+
+# --- what-if ------------------------------------------------------------------------------
+
+
+def whatif(hosts: dict[str, Facts], vm_text: str, assumptions: list[str], groups=None):
+    from migcheck.fleet import Assumption, compare
+    from migcheck.fleetcli import apply_assumptions
+
+    catalog = load_catalog()
+    vms = [parse_cmdline(vm_text, "guest.cmdline")]
+    before = evaluate(vms, hosts, catalog)
+    after_facts = apply_assumptions(
+        hosts, groups or {h: () for h in hosts}, [Assumption.parse(a) for a in assumptions], catalog
+    )
+    after = evaluate(vms, after_facts, catalog)
+    return before, after, compare(before, after)
+
+
+def noble_fleet(n: int = 4) -> dict[str, Facts]:
+    return {f"hv{i}": variant(TRIXIE, f"hv{i}", "6.8.0-45-generic", UBUNTU) for i in range(n)}
+
+
+def test_whatif_kernel_downgrade_strands_a_uso_guest():
+    before, _after, changes = whatif(noble_fleet(), GUESTS["uso.cmdline"], ["hv1:kernel=6.1.0"])
+    assert before.verdict is Verdict.SAFE
+    regressions = [c for c in changes if c.regression]
+    assert regressions
+    assert all("hv1" in c.dst for c in regressions)
+    assert any("kernel.device-defaults" in c.reasons for c in regressions)
+    assert sum(c.pairs for c in regressions) == 3  # hv0, hv2, hv3 -> hv1
+
+
+def test_whatif_partial_qemu_upgrade_breaks_q35_guests():
+    groups = {"hv0": ("canary",), "hv1": ("canary",), "hv2": (), "hv3": ()}
+    before, after, changes = whatif(
+        noble_fleet(), GUESTS["q35.cmdline"], ["canary:qemu=10.2.0"], groups
+    )
+    assert before.verdict is Verdict.SAFE
+    regressions = [c for c in changes if c.regression]
+    assert regressions and all("machine.alias" in c.reasons for c in regressions)
+    assert after.host_class["hv0"] == after.host_class["hv1"] != after.host_class["hv2"]
+    upgraded = after.class_by_id(after.host_class["hv0"]).facts
+    assert upgraded.resolve_machine("q35") == "pc-q35-10.2"
+    assert upgraded.doc["assumed"] == {"qemu": "10.2.0"}
+
+
+def test_whatif_upgrading_everything_keeps_pinned_guests_safe():
+    _before, after, changes = whatif(
+        noble_fleet(), "-machine pc-q35-10.0 -accel kvm -cpu pentium3", ["all:qemu=10.2.0"]
+    )
+    assert not [c for c in changes if c.regression]
+    assert after.verdict is Verdict.SAFE
+
+
+def test_whatif_qemu_machine_lists_follow_the_release_facts():
+    from migcheck.whatif import machines_for
+
+    root = load_catalog().root
+    m = {x["name"]: x for x in machines_for(root, "10.2.0")}
+    assert "pc-q35-10.2" in m and "pc-q35-4.2" not in m  # 10.2 dropped 4.2 (lifecycle rule)
+    assert m["pc-q35-7.2"]["deprecated"] and not m["pc-q35-8.0"]["deprecated"]
+    assert [n for n, x in m.items() if x["is_default"]] == ["pc-i440fx-10.2"]
+
+
+def test_whatif_rejects_bad_assumptions(tmp_path: Path):
+    from migcheck.errors import InputError
+    from migcheck.fleet import Assumption
+
+    with pytest.raises(InputError, match="expected HOST_OR_GROUP"):
+        Assumption.parse("hv1-kernel-6.1")
+    with pytest.raises(InputError, match=r"no release facts for QEMU 99\.1"):
+        whatif(noble_fleet(2), GUESTS["q35.cmdline"], ["hv0:qemu=99.1.0"])
+    with pytest.raises(InputError, match="no host or group"):
+        whatif(noble_fleet(2), GUESTS["q35.cmdline"], ["nothere:qemu=10.2.0"])
+
+
+def test_whatif_cli_exit_code_is_the_upgrade_gate(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    paths = []
+    for name, facts in noble_fleet(3).items():
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(facts.doc))
+        paths.append(str(p))
+    cmd = tmp_path / "uso.cmdline"
+    cmd.write_text(GUESTS["uso.cmdline"])
+    runner = CliRunner()
+    bad = runner.invoke(app, ["fleet", *paths, "-c", str(cmd), "--assume", "hv1:kernel=6.1.0",
+                              "-f", "json"])  # fmt: skip
+    assert bad.exit_code == 1, bad.stderr
+    doc = json.loads(bad.stdout)
+    assert doc["whatif"]["regressions"] == 2
+    fine = runner.invoke(app, ["fleet", *paths, "-c", str(cmd), "--assume", "hv1:kernel=6.12.0"])
+    assert fine.exit_code == 0, fine.stdout
