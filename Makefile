@@ -28,6 +28,7 @@ test: $(STAMP)
 
 # Benchmarks (root: the SSH lab needs mount namespaces). Results: BENCHMARKS.md.
 bench: $(STAMP)
+	$(BIN)/python bench/fleet_bench.py
 	$(BIN)/python bench/ssh_bench.py
 
 lint: $(STAMP)

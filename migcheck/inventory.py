@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -62,7 +62,7 @@ from migcheck.hosts import parse_host
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 # Ranges multiply (``h[0:999][0:999]``); cap the expansion so a typo cannot exhaust memory.
 MAX_HOSTS = 100_000
-# Group nesting costs grow with the square of the group count in the worst case.
+# Resolving nested groups costs up to hosts x groups; bound the second factor too.
 MAX_GROUPS = 10_000
 
 ALL = "all"
@@ -162,9 +162,8 @@ def load_inventory(path: str) -> Inventory:
     """Read the inventory at ``path``; the format is detected (module docstring)."""
     path = os.fspath(path)
     text = _read(path)
-    source = path
-    lines = text.split("\n")
-    builder = _Builder(source)
+    lines = text.split("\n")  # not splitlines(): line numbers must match an editor's
+    builder = _Builder(path)
     if path.lower().endswith(_YAML_SUFFIXES) or _looks_like_yaml(lines):
         _parse_yaml(text, builder)
     else:
@@ -236,11 +235,11 @@ def _ini_marker(lines: list[str]) -> int | None:
         text = _significant(line)
         if not text:
             continue
-        if text.startswith("["):
+        words = _SHLEX_SPACE_RE.split(text.split("#", 1)[0].strip())
+        if text.startswith("[") and not _is_bracketed_ipv6(words[0]):
             if _TAGGED_SECTION_RE.match(text):
                 return number
             continue
-        words = _SHLEX_SPACE_RE.split(text.split("#", 1)[0].strip())
         if any("=" in word for word in words) or _RANGE_HINT_RE.search(words[0]):
             return number
     return None
@@ -267,10 +266,9 @@ class _GroupDraft:
     name: str
     where: Any
     declared: bool = False
-    hosts: list[str] = field(default_factory=list)
     children: dict[str, Any] = field(default_factory=dict)  # child -> where it was named
     vars: dict[str, str] = field(default_factory=dict)
-    vars_where: Any = None
+    var_where: dict[str, Any] = field(default_factory=dict)  # var -> where it was set
 
 
 class _Builder:
@@ -287,8 +285,11 @@ class _Builder:
 
     # ---- errors
 
+    def line(self, where: Any) -> int | None:
+        return self.locate(where) if isinstance(where, tuple) else where
+
     def where(self, where: Any) -> str:
-        line = self.locate(where) if isinstance(where, tuple) else where
+        line = self.line(where)
         src = _oneline(self.source)
         return f"{src} line {line}" if line else src
 
@@ -331,13 +332,12 @@ class _Builder:
             raise self.fail(
                 where,
                 f"host {_oneline(name)!r} is already listed as {_oneline(draft.target or '')!r} "
-                f"at {self.where(draft.where)}; one name cannot have two targets",
+                f"on line {self.line(draft.where)}; one name cannot have two targets",
             )
         draft.vars.update(host_vars)
         if group not in _BUILTIN_GROUPS and group not in draft.groups:
             # Membership of "all" / "ungrouped" is worked out at the end, as Ansible does.
             draft.groups.append(group)
-            self.groups[group].hosts.append(name)
 
     def add_child(self, parent: str, child: str, where: Any) -> None:
         if parent == ALL and child == UNGROUPED:
@@ -353,8 +353,7 @@ class _Builder:
     def set_group_var(self, group: str, key: str, value: str, where: Any) -> None:
         draft = self.groups[group]
         draft.vars[key] = value
-        if draft.vars_where is None:
-            draft.vars_where = where
+        draft.var_where[key] = where
 
     # ---- resolution
 
@@ -416,7 +415,7 @@ class _Builder:
             self._report_cycle({name for name, count in indegree.items() if count > 0})
         return order
 
-    def _report_cycle(self, stuck: set[str]) -> None:
+    def _report_cycle(self, stuck: set[str]) -> NoReturn:
         # Every group left over has a parent that is also left over, so walking up from any
         # of them must come back to a group already on the walk: that loop is a cycle.
         parent_of = {
@@ -427,15 +426,14 @@ class _Builder:
             if child in stuck
         }
         walk = [next(name for name in self.groups if name in stuck)]
-        while parent_of[walk[-1]] not in walk:
+        position = {walk[0]: 0}
+        while parent_of[walk[-1]] not in position:
+            position[parent_of[walk[-1]]] = len(walk)
             walk.append(parent_of[walk[-1]])
-        loop = walk[walk.index(parent_of[walk[-1]]) :]
+        loop = walk[position[parent_of[walk[-1]]] :]
         cycle = [*reversed(loop), loop[-1]]  # parent -> child order, closed
         edges = list(itertools.pairwise(cycle))
-        lines = [
-            (self.locate(w) if isinstance(w, tuple) else w) or 0
-            for w in (self.groups[p].children[c] for p, c in edges)
-        ]
+        lines = [self.line(self.groups[p].children[c]) or 0 for p, c in edges]
         parent, child = edges[max(range(len(edges)), key=lines.__getitem__)]
         path = " -> ".join(_oneline(name, 40) for name in cycle)
         raise self.fail(
@@ -450,7 +448,7 @@ class _Builder:
             return int(text)
         except ValueError:
             raise self.fail(
-                draft.vars_where,
+                draft.var_where.get("ansible_group_priority"),
                 f"group {_oneline(name)!r}: ansible_group_priority {_oneline(text)!r} "
                 "is not an integer",
             ) from None
@@ -620,8 +618,9 @@ def _parse_plain(lines: list[str], builder: _Builder) -> None:
 
 
 def _is_bracketed_ipv6(word: str) -> bool:
-    inner = word[1:].partition("]")[0]
-    return word.startswith("[") and "]" in word and inner.count(":") >= 2
+    """``[fe80::1]`` or ``[fe80::1]:22``: a plain-file HOST, not a ``[group]`` header."""
+    inner, close, _ = word[1:].partition("]")
+    return word.startswith("[") and bool(close) and _is_ipv6(inner)
 
 
 def _section(text: str, builder: _Builder, number: int, tags: bool) -> tuple[str, str]:
@@ -764,7 +763,11 @@ def _parse_yaml(text: str, builder: _Builder) -> None:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = " ".join(str(part) for part in (err.context, err.problem) if part)
+        context = err.context or ""
+        if context and err.context_mark and mark and err.context_mark.line != mark.line:
+            # PyYAML often notices a problem lines after its cause; name both places.
+            context += f" (line {err.context_mark.line + 1})"
+        problem = " ".join(part for part in (context, err.problem) if part)
         raise InputError(f"{src}{line}: not valid YAML: {_oneline(problem, 200)}") from None
     except RecursionError:
         raise InputError(f"{src}: YAML nested too deeply") from None
@@ -901,14 +904,23 @@ def _yaml_line(text: str, path: tuple[Any, ...]) -> int | None:
     for key in path:
         if not isinstance(node, yaml.MappingNode):
             break
-        wanted = key if isinstance(key, str) else str(key)
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == wanted:
+            if isinstance(key_node, yaml.ScalarNode) and _same_key(key_node.value, key):
                 line, node = key_node.start_mark.line + 1, value_node
                 break
         else:
             break
     return line
+
+
+def _same_key(text: str, key: Any) -> bool:
+    if isinstance(key, str):
+        return text == key
+    try:  # ``true``, ``0x10``: compare what the text means, as the loader saw it
+        value = yaml.safe_load(text)
+    except Exception:
+        return False
+    return type(value) is type(key) and value == key
 
 
 def _kind(value: Any) -> str:

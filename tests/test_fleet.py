@@ -295,3 +295,58 @@ def test_whatif_cli_exit_code_is_the_upgrade_gate(tmp_path: Path):
     assert doc["whatif"]["regressions"] == 2
     fine = runner.invoke(app, ["fleet", *paths, "-c", str(cmd), "--assume", "hv1:kernel=6.12.0"])
     assert fine.exit_code == 0, fine.stdout
+
+
+def test_fleet_from_an_ansible_inventory_with_groups(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    for name, facts in noble_fleet(4).items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(facts.doc))
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[canary]\nhv0 ansible_host=hv0.json\n\n[rest]\nhv1 ansible_host=hv1.json\n"
+        "hv2 ansible_host=hv2.json\nhv3 ansible_host=hv3.json\n\n"
+        "[hypervisors:children]\ncanary\nrest\n"
+    )
+    cmd = tmp_path / "q35.cmdline"
+    cmd.write_text(GUESTS["q35.cmdline"])
+    runner = CliRunner()
+    args = ["fleet", "--inventory", str(inventory), "-c", str(cmd), "-f", "json"]
+    today = runner.invoke(app, args)
+    assert today.exit_code == 0, today.stderr
+    assert sorted(h["name"] for h in json.loads(today.stdout)["hosts"]) == [
+        "hv0",
+        "hv1",
+        "hv2",
+        "hv3",
+    ]
+    gate = runner.invoke(app, [*args, "--assume", "canary:qemu=10.2.0"])
+    assert gate.exit_code == 1, gate.stderr
+    doc = json.loads(gate.stdout)
+    assert doc["whatif"]["regressions"] == 6  # hv0 <-> each of 3 others, both directions
+    only_rest = runner.invoke(app, ["fleet", "rest", "--inventory", str(inventory), "-c", str(cmd),
+                                    "-f", "json"])  # fmt: skip
+    assert sorted(h["name"] for h in json.loads(only_rest.stdout)["hosts"]) == ["hv1", "hv2", "hv3"]
+
+
+def test_documented_ci_jobs_use_real_options():
+    """The GitHub Actions and GitLab CI examples in docs/ci only use options that exist."""
+    import re
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    help_text = CliRunner().invoke(app, ["fleet", "--help"], env={"COLUMNS": "200"}).stdout
+    docs = Path(__file__).resolve().parents[1] / "docs" / "ci"
+    for name in ("github-actions.yml", "gitlab-ci.yml"):
+        text = (docs / name).read_text()
+        yaml.safe_load(text)  # valid YAML
+        commands = re.findall(r"migcheck fleet[^\n]*(?:\n\s+--[^\n]*)*", text)
+        assert commands, name
+        for command in commands:
+            for option in re.findall(r"(--[a-z-]+)", command):
+                assert option in help_text, (name, option)
