@@ -34,6 +34,8 @@ app = typer.Typer(
 class PairFormat(str, Enum):
     table = "table"
     json = "json"
+    junit = "junit"
+    markdown = "markdown"
 
 
 class DocFormat(str, Enum):
@@ -193,6 +195,14 @@ def pair(
         from migcheck.report.json import render_pair as render_json
 
         _write_json(render_json(forward, reverse, verdict))
+    elif fmt in (PairFormat.junit, PairFormat.markdown):
+        from migcheck.report import pair_ci
+
+        reports = [forward] + ([reverse] if reverse else [])
+        if fmt is PairFormat.junit:
+            _write_json(pair_ci.render_junit(reports))
+        else:
+            _write_json(pair_ci.render_markdown(reports, verdict.value))
     else:
         from migcheck.report.table import render_pair as render_table
 

@@ -204,3 +204,18 @@ def test_output_goes_to_stdout_diagnostics_to_stderr(fmt: str, tmp_path: Path):
     result = run("pair", TRIXIE, BOOKWORM, "--cmdline", DEMO_CMDLINE, "--format", fmt)
     assert result.stderr == ""
     assert result.stdout
+
+
+def test_pair_junit_and_markdown():
+    import xml.etree.ElementTree as ET
+
+    junit = run("pair", TRIXIE, BOOKWORM, "--cmdline", DEMO_CMDLINE, "--format", "junit")
+    assert junit.exit_code == 1
+    root = ET.fromstring(junit.stdout)
+    cases = root.findall("./testsuite/testcase")
+    failures = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert {"machine.type", "machine.alias"} <= failures
+    assert int(root.get("failures")) == len(failures)
+    md = run("pair", TRIXIE, BOOKWORM, "--cmdline", DEMO_CMDLINE, "--format", "markdown")
+    assert md.stdout.startswith("## migcheck pair: ❌ unsafe")
+    assert "| `machine.type` | ❌ fail |" in md.stdout
