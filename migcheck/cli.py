@@ -429,6 +429,77 @@ def fleet(
     raise typer.Exit(code)
 
 
+class PortableFormat(str, Enum):
+    cmdline = "cmdline"
+    diff = "diff"
+    json = "json"
+
+
+@app.command()
+def portable(
+    hosts: Annotated[
+        list[str], typer.Argument(help="The HOSTs the guest must be able to live on.")
+    ],
+    cmdline: CmdlineOpt,
+    fmt: Annotated[PortableFormat, typer.Option("--format", "-f")] = PortableFormat.cmdline,
+    no_platform: Annotated[
+        bool,
+        typer.Option(
+            "--no-platform",
+            help="For QEMU builds without -platform: switch kernel-dependent device "
+            "properties off explicitly instead.",
+        ),
+    ] = False,
+    timeout: TimeoutOpt = 30.0,
+    qemu: QemuOpt = None,
+    ssh_config: SshConfigOpt = None,
+    identity: IdentityOpt = None,
+    user: UserOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    sudo: SudoOpt = False,
+) -> None:
+    """Rewrite a command line so the guest can live-migrate between all HOSTs."""
+    from migcheck.catalog import load_catalog
+    from migcheck.cmdline import load_cmdline
+    from migcheck.portable import make_portable
+
+    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo)
+    try:
+        vm = load_cmdline(cmdline)
+        catalog = load_catalog()
+        results = _gather_all(list(dict.fromkeys(hosts)), options, show_progress=True)
+    except MigcheckError as err:
+        _fail(err)
+    for result in sorted(results, key=lambda r: isinstance(r.error, HostError)):
+        if result.error is not None:
+            _fail(result.error)
+    facts = [r.facts for r in results if r.facts is not None]
+    result = make_portable(vm, facts, catalog, use_platform=not no_platform)
+    if fmt is PortableFormat.json:
+        _write_json(json.dumps(result.to_json(), indent=2) + "\n")
+    elif result.ok and fmt is PortableFormat.diff:
+        _write_json(result.diff())
+    elif result.ok:
+        _write_json(result.text or "")
+    if result.ok:
+        err = _stderr()
+        for change in result.changes:
+            err.print(f"changed -{change.option}: {change.reason}", markup=False)
+        for host, lost in result.losses.items():
+            err.print(f"on {host} the guest loses: {', '.join(lost)}", markup=False)
+        if not result.changes:
+            err.print("already portable: nothing to change", markup=False)
+        raise typer.Exit(0)
+    if fmt is not PortableFormat.json:
+        err = _stderr()
+        err.print(
+            f"migcheck: {vm.source} cannot be made portable across these hosts:", markup=False
+        )
+        for problem in result.problems:
+            err.print(f"  - {problem}", markup=False)
+    raise typer.Exit(1)
+
+
 platforms_app = typer.Typer(
     help="The platform catalog: list, show one, draw the superset graph (-platform help).",
     no_args_is_help=True,

@@ -365,7 +365,8 @@ def _split_words(
             )
         value = words[index]
         index += 1
-        options.append((word, Option(name, value.text, Span(word.line, word.start, value.end))))
+        span = Span(word.line, word.start, value.end, value.start)
+        options.append((word, Option(name, value.text, span)))
     return env, binary, options, positional
 
 
@@ -562,7 +563,7 @@ def parse_cmdline(text: str, source: str = "<stdin>") -> VmSpec:
     """Parse a QEMU command line (shell syntax) into a VmSpec; bad input -> InputError."""
     words = _Tokenizer(text, source).words()
     env, binary, options, positional = _split_words(words, text, source)
-    spec = VmSpec(source=source, binary=binary, env=env, positional=positional)
+    spec = VmSpec(source=source, binary=binary, env=env, positional=positional, text=text)
     state = _Parsed(spec)
     for word, option in options:
         spec.options.append(option)

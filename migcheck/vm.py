@@ -34,6 +34,7 @@ class Span:
     line: int  # 1-based line of the option name
     start: int  # character offset of the option name token in the original text
     end: int  # character offset just past the option's value token (or name, if none)
+    value_start: int | None = None  # character offset of the value token, if any
 
 
 @dataclass
@@ -112,6 +113,7 @@ class VmSpec:
     globals: list[GlobalProp] = field(default_factory=list)
     options: list[Option] = field(default_factory=list)  # every option, in order
     positional: list[str] = field(default_factory=list)
+    text: str = ""  # the original text, for rewrites that keep everything else byte for byte
 
     @property
     def uses_kvm(self) -> bool:

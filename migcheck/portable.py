@@ -1,0 +1,423 @@
+"""Rewrite a guest's command line so it can live-migrate between every pair of given hosts.
+
+Changing as little as possible, in this order:
+
+1. Blockers (host devices, confidential guests, invtsc without a frequency, ...) cannot be
+   rewritten away: the answer is "not portable", with the reasons.
+2. Machine: an alias or the default machine becomes a versioned type; a type missing on
+   some host becomes the newest type of the same family that every host has.
+3. CPU: a named model that lacks features on some host keeps its name and switches those
+   features off (the guest then sees the same CPU everywhere); ``-cpu host``/``max`` become
+   the newest named model usable on every host plus the CPU features every host offers.
+4. Kernel-dependent defaults: ``-platform <greatest common platform>``, or with
+   ``use_platform=False`` (QEMU builds without ``-platform``) the affected device
+   properties switched off explicitly.
+
+Everything else of the original text stays byte for byte: only the options that change
+are re-rendered, and new options are inserted with the file's own separator. The result is
+verified with the same checks ``pair`` runs, for every ordered pair of hosts, before it
+is returned; a rewrite that fails any pair is refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from migcheck.blockers import triggered
+from migcheck.catalog import Catalog
+from migcheck.checks.base import Status
+from migcheck.checks.cpu import PASSTHROUGH_MODELS, host_features, is_cpuid_feature
+from migcheck.cmdline import parse_cmdline, split_keyval
+from migcheck.cpufeatures import canonical
+from migcheck.dependencies import guest_dependencies
+from migcheck.facts import Facts
+from migcheck.fleet import baseline_cpu
+from migcheck.pair import PairReport, check_pair
+from migcheck.platforms import Has, host_platforms, recommended_pin
+from migcheck.verdict import Verdict
+from migcheck.vm import Option, VmSpec
+
+
+@dataclass(frozen=True)
+class Change:
+    option: str  # "machine", "cpu", "platform", "device"
+    before: str | None
+    after: str
+    reason: str
+
+
+@dataclass
+class PortableResult:
+    original: VmSpec
+    text: str | None  # the rewritten command line; None when it cannot be made portable
+    changes: list[Change] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why it cannot be made portable
+    losses: dict[str, list[str]] = field(default_factory=dict)  # host -> CPU features lost
+    verification: list[PairReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.text is not None
+
+    def diff(self) -> str:
+        if self.text is None:
+            return ""
+        name = self.original.source
+        return "".join(
+            difflib.unified_diff(
+                self.original.text.splitlines(keepends=True),
+                self.text.splitlines(keepends=True),
+                fromfile=name,
+                tofile=f"{name} (portable)",
+                n=1,
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "portable": self.ok,
+            "source": self.original.source,
+            "cmdline": self.text,
+            "changes": [c.__dict__ for c in self.changes],
+            "problems": self.problems,
+            "cpu_features_lost": self.losses,
+            "verified_pairs": [
+                {
+                    "source": r.src.name,
+                    "destination": r.dst.name,
+                    "verdict": r.verdict.value,
+                    "failing": [
+                        f.id for f in r.findings if f.status in (Status.FAIL, Status.UNKNOWN)
+                    ],
+                }
+                for r in self.verification
+            ],
+        }
+
+
+class _Editor:
+    """Span-based edits on the original text, applied back to front."""
+
+    def __init__(self, vm: VmSpec) -> None:
+        self.vm = vm
+        self.edits: list[tuple[int, int, str]] = []
+
+    def replace_value(self, option: Option, value: str) -> None:
+        span = option.span
+        assert span.value_start is not None
+        self.edits.append((span.value_start, span.end, _quote(value)))
+
+    def insert_option(self, name: str, value: str, after: Option | None) -> None:
+        text = self.vm.text
+        sep = self._separator()
+        if after is not None:
+            pos = after.span.end
+            self.edits.append((pos, pos, f"{sep}-{name} {_quote(value)}"))
+        elif self.vm.options:
+            pos = self.vm.options[0].span.start
+            self.edits.append((pos, pos, f"-{name} {_quote(value)}{sep}"))
+        else:
+            pos = len(text.rstrip())
+            self.edits.append((pos, pos, f" -{name} {_quote(value)}"))
+
+    def _separator(self) -> str:
+        """The whitespace the file puts between options (" \\\\\\n  " or " ")."""
+        opts = self.vm.options
+        if len(opts) >= 2:
+            gap = self.vm.text[opts[0].span.end : opts[1].span.start]
+            if gap.strip(" \t\\\n") == "":
+                return gap
+        return " "
+
+    def apply(self) -> str:
+        text = self.vm.text
+        for start, end, new in sorted(self.edits, key=lambda e: e[0], reverse=True):
+            text = text[:start] + new + text[end:]
+        return text
+
+
+def _quote(value: str) -> str:
+    return value if re.fullmatch(r"[A-Za-z0-9_.,=:/+@%-]+", value) else shlex.quote(value)
+
+
+def _option(vm: VmSpec, *names: str) -> Option | None:
+    found = None
+    for opt in vm.options:
+        if opt.name in names:
+            found = opt  # QEMU: the last one counts
+    return found
+
+
+def _family(machine: str) -> str:
+    return re.sub(r"-\d+(\.\d+)*$", "", machine)
+
+
+def _newest_everywhere(family: str, hosts: Sequence[Facts]) -> str | None:
+    """The newest versioned machine type of ``family`` that every host has."""
+    names = set.intersection(*(set(h.machines or {}) for h in hosts))
+    best: tuple[tuple[int, ...], str] | None = None
+    for name in names:
+        m = re.fullmatch(re.escape(family) + r"-(\d+(?:\.\d+)+)", name)
+        if m:
+            key = (tuple(int(p) for p in m.group(1).split(".")), name)
+            best = key if best is None or key > best else best
+    return best[1] if best else None
+
+
+def _machine(vm: VmSpec, hosts: Sequence[Facts], ed: _Editor, out: PortableResult) -> str | None:
+    asked = vm.machine.type
+    resolved = [h.resolve_machine(asked) for h in hosts]
+    known = [r for r in resolved if r]
+    if not known:
+        out.problems.append(f"no host knows the machine type {asked or '(default)'}")
+        return None
+    everywhere = [r for r in known if all(r in (h.machines or {}) for h in hosts)]
+    if asked in everywhere:
+        return asked  # a versioned type every host has: nothing to change
+    current = known[0]
+    if len(set(known)) == 1 and current in everywhere:
+        target = current
+        what = f"-machine {asked}" if asked else "no -machine (each host's default)"
+        reason = f"{what} resolves per QEMU; pin the versioned {target} it means today"
+    else:
+        family = _family(current)
+        target = _newest_everywhere(family, hosts)
+        if target is None:
+            out.problems.append(f"no {family} machine type exists on every host")
+            return None
+        reason = (
+            f"{current} is missing on some hosts or the name resolves differently; {target} is "
+            f"the newest {family} type every host has (device defaults change with the machine "
+            "type: restart the guest with it)"
+        )
+    opt = _option(vm, "machine", "M")
+    if opt is not None and opt.value is not None:
+        first_item, rest = _split_first(opt.value)
+        if first_item is not None and "=" not in first_item:
+            new_value = target + rest
+        elif re.search(r"(^|,)type=", opt.value):
+            new_value = re.sub(r"(^|,)type=[^,]*", rf"\1type={target}", opt.value)
+        else:
+            new_value = f"{target},{opt.value}"
+        ed.replace_value(opt, new_value)
+        out.changes.append(Change("machine", opt.value, new_value, reason))
+    else:
+        ed.insert_option("machine", target, None)
+        out.changes.append(Change("machine", None, target, reason))
+    return target
+
+
+def _split_first(value: str) -> tuple[str | None, str]:
+    """``q35,usb=off`` -> ("q35", ",usb=off"), honouring ``,,`` escapes."""
+    i = 0
+    while i < len(value):
+        if value[i] == ",":
+            if value[i : i + 2] == ",,":
+                i += 2
+                continue
+            return value[:i], value[i:]
+        i += 1
+    return value, ""
+
+
+def _cpu(
+    vm: VmSpec, hosts: Sequence[Facts], catalog: Catalog, ed: _Editor, out: PortableResult
+) -> None:
+    model = vm.cpu.model
+    opt = _option(vm, "cpu")
+    if model in PASSTHROUGH_MODELS:
+        base = baseline_cpu(hosts, catalog.root or None)
+        if base is None:
+            out.problems.append(
+                f"-cpu {model}: no named CPU model is usable on every host, so no stable CPU "
+                "can replace host passthrough"
+            )
+            return
+        features = [host_features(h) for h in hosts]
+        if any(f is None for f in features):
+            out.problems.append("a host's CPU expansion is missing from its facts")
+            return
+        common = set.intersection(*({k for k, v in f.items() if v} for f in features))  # type: ignore[union-attr]
+        off = {canonical(k) for k, v in vm.cpu.features.items() if v is False}
+        common = sorted(f for f in common - off if is_cpuid_feature(f) and f not in ("vmx", "svm"))
+        for h, f in zip(hosts, features, strict=True):
+            lost = sorted(k for k, v in f.items() if v and is_cpuid_feature(k) and k not in common)  # type: ignore[union-attr]
+            if lost:
+                out.losses[h.name] = lost
+        kept = [f"{k}={'on' if v else 'off'}" for k, v in vm.cpu.features.items()
+                if not is_cpuid_feature(k) and k != "migratable"]  # fmt: skip
+        value = ",".join([base, *(f"+{f}" for f in common), *kept])
+        reason = (
+            f"-cpu {model} passes each host's own CPU through; {base} is the newest named model "
+            f"usable on every host, plus the {len(common)} features every host offers"
+        )
+        _set_cpu(vm, opt, value, reason, ed, out)
+        return
+    name = model or "qemu64"
+    union: set[str] = set()
+    for h in hosts:
+        resolved = h.resolve_cpu_model(name)
+        if resolved is None:
+            out.problems.append(f"{h.name} has no CPU model {name}")
+            return
+        union |= {f for f in (h.cpu_models or {})[name].get("unavailable_features") or [] if f}
+        if "" in ((h.cpu_models or {})[name].get("unavailable_features") or []):
+            out.problems.append(f"{h.name} lacks a feature of {name} that QEMU does not name")
+            return
+    off_already = {canonical(k) for k, v in vm.cpu.features.items() if v is False}
+    missing = sorted(canonical(f) for f in union if canonical(f) not in off_already)
+    if not missing:
+        return
+    reason = (
+        f"{name} lacks {', '.join(missing)} on some hosts; switched off, the guest sees the same "
+        "CPU on every host"
+    )
+    if opt is not None and opt.value is not None:
+        value = opt.value + "".join(f",-{f}" for f in missing)
+    else:
+        value = name + "".join(f",-{f}" for f in missing)
+    _set_cpu(vm, opt, value, reason, ed, out)
+    for h in hosts:
+        lost = [f for f in missing if f not in set(
+            (h.cpu_models or {})[name].get("unavailable_features") or [])]  # fmt: skip
+        if lost:
+            out.losses[h.name] = lost
+
+
+def _set_cpu(
+    vm: VmSpec, opt: Option | None, value: str, reason: str, ed: _Editor, out: PortableResult
+) -> None:
+    if opt is not None and opt.value is not None:
+        ed.replace_value(opt, value)
+        out.changes.append(Change("cpu", opt.value, value, reason))
+    else:
+        ed.insert_option("cpu", value, _option(vm, "machine", "M"))
+        out.changes.append(Change("cpu", None, value, reason))
+
+
+def _kernel_defaults(
+    vm: VmSpec,
+    hosts: Sequence[Facts],
+    catalog: Catalog,
+    machine: str | None,
+    use_platform: bool,
+    ed: _Editor,
+    out: PortableResult,
+) -> None:
+    hps = [host_platforms(catalog, h) for h in hosts]
+    deps = guest_dependencies(vm, catalog, machine, vm.platform)
+    lacking = {
+        cid: dep for cid, dep in deps.items() if any(hp.has(cid) is not Has.YES for hp in hps)
+    }
+    if not lacking and not (vm.platform and use_platform):
+        return
+    unfixable = [c for c, d in lacking.items() if not d.devices]
+    for cid in unfixable:
+        out.problems.append(
+            f"the guest uses {cid} ({'; '.join(deps[cid].reasons)}), which some host lacks, and "
+            "that is not a default migcheck can switch off"
+        )
+    if unfixable:
+        return
+    if use_platform:
+        pin = recommended_pin(hps)
+        if pin is None:
+            out.problems.append("no platform is supported by every host")
+            return
+        if vm.platform == pin.id:
+            return
+        existing = _option(vm, "platform")
+        reason = (
+            f"pins the kernel-dependent defaults to {pin.id}, the greatest platform every host "
+            f"supports (turns off: {', '.join(sorted(lacking)) or 'nothing the guest uses'})"
+        )
+        if existing is not None:
+            ed.replace_value(existing, pin.id)
+            out.changes.append(Change("platform", existing.value, pin.id, reason))
+        else:
+            ed.insert_option("platform", pin.id, _option(vm, "machine", "M"))
+            out.changes.append(Change("platform", None, pin.id, reason))
+        return
+    for cid, dep in lacking.items():
+        cap = catalog.capabilities[cid]
+        for use in dep.devices:
+            opt = next(
+                (o for o in vm.options if o.name == "device" and o.span == use.device.span), None
+            )
+            if opt is None or opt.value is None:
+                out.problems.append(f"cannot locate -device {use.device.driver} in the text")
+                continue
+            props = dict.fromkeys(use.props_on, "off")
+            new_value = _set_device_props(opt.value, props)
+            ed.replace_value(opt, new_value)
+            out.changes.append(
+                Change(
+                    "device",
+                    opt.value,
+                    new_value,
+                    f"{', '.join(use.props_on)} need {cap.title} (Linux {cap.linux}+), which "
+                    "some host lacks; switched off explicitly",
+                )
+            )
+
+
+def _set_device_props(value: str, props: dict[str, str]) -> str:
+    if value.lstrip().startswith("{"):
+        doc = json.loads(value)
+        doc.update({k: False for k in props})
+        return json.dumps(doc, separators=(",", ":"))
+    _first, existing = split_keyval(value)
+    out = value
+    for key, val in props.items():
+        if key in existing:
+            out = re.sub(rf"(^|,){re.escape(key)}=[^,]*", rf"\1{key}={val}", out)
+        else:
+            out += f",{key}={val}"
+    return out
+
+
+def make_portable(
+    vm: VmSpec, hosts: Sequence[Facts], catalog: Catalog, *, use_platform: bool = True
+) -> PortableResult:
+    out = PortableResult(vm, None)
+    if len(hosts) < 2:
+        out.problems.append("give at least two hosts")
+        return out
+    for blocker, what in triggered(vm, catalog.blockers):
+        out.problems.append(f"{blocker.title} ({what}): {blocker.message} {blocker.fix}")
+    if out.problems:
+        return out
+    ed = _Editor(vm)
+    machine = _machine(vm, hosts, ed, out)
+    _cpu(vm, hosts, catalog, ed, out)
+    if out.problems:
+        return out
+    _kernel_defaults(vm, hosts, catalog, machine, use_platform, ed, out)
+    if out.problems:
+        return out
+    text = ed.apply() if ed.edits else vm.text
+    rewritten = parse_cmdline(text, vm.source)
+    for a in hosts:
+        for b in hosts:
+            if a is not b:
+                out.verification.append(check_pair(rewritten, a, b, catalog=catalog))
+    bad = [r for r in out.verification if r.verdict is not Verdict.SAFE]
+    if bad:
+        for r in bad:
+            failing = [
+                f"{f.id}: {f.message}"
+                for f in r.findings
+                if f.status in (Status.FAIL, Status.UNKNOWN)
+            ]
+            out.problems.append(
+                f"{r.src.name} -> {r.dst.name} is still {r.verdict.value}: " + " | ".join(failing)
+            )
+        return out
+    out.text = text
+    return out
