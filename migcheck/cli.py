@@ -97,6 +97,13 @@ SudoOpt = Annotated[
     bool, typer.Option("--sudo", help="Run the probe through 'sudo -n' (never prompts).")
 ]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=512, help="Hosts in parallel.")]
+RefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        help="Start QEMU on every host even if its cached answers are still valid.",
+    ),
+]
 
 
 def _options(
@@ -108,6 +115,7 @@ def _options(
     accept_new: bool,
     sudo: bool,
     jobs: int = 32,
+    refresh: bool = False,
 ) -> GatherOptions:
     from migcheck.transport.ssh import SshSettings
 
@@ -119,7 +127,7 @@ def _options(
         sudo=sudo,
         timeout=timeout,
     )
-    return GatherOptions(timeout=timeout, qemu=qemu, jobs=jobs, ssh=ssh)
+    return GatherOptions(timeout=timeout, qemu=qemu, jobs=jobs, ssh=ssh, refresh=refresh)
 
 
 def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -> list[HostResult]:
@@ -168,13 +176,16 @@ def pair(
     user: UserOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     sudo: SudoOpt = False,
+    refresh: RefreshOpt = False,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
     from migcheck.cmdline import load_cmdline
     from migcheck.pair import check_pair
     from migcheck.verdict import combine
 
-    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 2)
+    options = _options(
+        timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 2, refresh=refresh
+    )
     try:
         vm = load_cmdline(cmdline)
         results = _gather_all([src, dst], options, show_progress=False)
@@ -229,6 +240,7 @@ def gather(
     user: UserOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     sudo: SudoOpt = False,
+    refresh: RefreshOpt = False,
 ) -> None:
     """Probe hosts and save their facts (to stdout for a single host without --out)."""
     from migcheck.facts import save_facts
@@ -241,7 +253,9 @@ def gather(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _fail(MigcheckError(f"--out {out}: cannot create directory: {exc.strerror}"))
-    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs)
+    options = _options(
+        timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs, refresh=refresh
+    )
     hosts = list(dict.fromkeys(hosts))  # the same HOST twice is one host
     try:
         results = _gather_all(hosts, options, show_progress=out is not None)
@@ -332,12 +346,15 @@ def host(
     user: UserOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     sudo: SudoOpt = False,
+    refresh: RefreshOpt = False,
 ) -> None:
     """Summarise one host's facts: kernel, CPU, KVM, QEMU, machine types, usable CPU models."""
     from migcheck.gather import Gatherer
     from migcheck.hostinfo import host_summary
 
-    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 1)
+    options = _options(
+        timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 1, refresh=refresh
+    )
     try:
         with Gatherer(options) as gatherer:
             facts = gatherer.gather(target)
@@ -398,11 +415,14 @@ def fleet(
     user: UserOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     sudo: SudoOpt = False,
+    refresh: RefreshOpt = False,
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break."""
     from migcheck.fleetcli import run_fleet
 
-    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs)
+    options = _options(
+        timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, jobs, refresh=refresh
+    )
     try:
         text, code = run_fleet(
             hosts or [],
@@ -457,13 +477,16 @@ def portable(
     user: UserOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     sudo: SudoOpt = False,
+    refresh: RefreshOpt = False,
 ) -> None:
     """Rewrite a command line so the guest can live-migrate between all HOSTs."""
     from migcheck.catalog import load_catalog
     from migcheck.cmdline import load_cmdline
     from migcheck.portable import make_portable
 
-    options = _options(timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo)
+    options = _options(
+        timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 32, refresh=refresh
+    )
     try:
         vm = load_cmdline(cmdline)
         catalog = load_catalog()

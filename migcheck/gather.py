@@ -6,6 +6,9 @@ facts or the error that stopped it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import socket
 import threading
 import time
@@ -13,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migcheck import __version__
@@ -32,6 +36,18 @@ class GatherOptions:
     qemu: str | None = None
     jobs: int = DEFAULT_JOBS
     ssh: SshSettings | None = None  # None: defaults (~/.ssh/config, strict host keys)
+    refresh: bool = False  # ignore the cache: start QEMU even if nothing changed
+    cache: bool = True  # keep the last facts per host and let the probe skip QEMU
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "migcheck" / "facts"
+
+
+def _cache_path(ref: HostRef) -> Path:
+    key = f"{ref.kind}:{ref.user or ''}@{ref.name}:{ref.port or ''}"
+    return cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
 @dataclass
@@ -83,31 +99,67 @@ class Gatherer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _probe_config(self) -> dict[str, Any]:
+    def _probe_config(self, cached: Facts | None = None) -> dict[str, Any]:
         # QEMU gets most of the budget; the rest covers connecting and the file reads.
         config: dict[str, Any] = {"qemu_timeout": max(1.0, self.options.timeout * 0.8 - 1.0)}
         if self.options.qemu:
             config["qemu"] = self.options.qemu
+        if cached is not None:
+            # The fingerprint travels with the probe: still one round trip.
+            config["known_fingerprint"] = (cached.doc.get("probe") or {}).get("fingerprint")
         return config
+
+    def _cached(self, ref: HostRef) -> Facts | None:
+        if not self.options.cache or self.options.refresh:
+            return None
+        path = _cache_path(ref)
+        try:
+            facts = load_facts(path)
+        except (InputError, OSError):
+            return None  # a missing or damaged cache only costs a full probe
+        qemu = facts.doc.get("qemu") or {}
+        fp = (facts.doc.get("probe") or {}).get("fingerprint")
+        if "error" in qemu or not isinstance(fp, dict) or "error" in fp:
+            return None
+        return facts
+
+    def _store(self, ref: HostRef, facts: Facts) -> None:
+        if not self.options.cache:
+            return
+        qemu = facts.doc.get("qemu") or {}
+        if (
+            "error" in qemu
+            or qemu.get("cached")
+            or (facts.doc.get("probe") or {}).get("qemu_from_cache")
+        ):
+            return  # nothing new to keep
+        path = _cache_path(ref)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(facts.doc, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the cache is an optimisation; failing to write it is not an error
 
     def gather(self, host: HostRef | str) -> Facts:
         """Facts for one host; raises HostError (exit 3) or InputError (exit 2)."""
         ref = parse_host(host) if isinstance(host, str) else host
         if ref.kind == "file":
             return load_facts(ref.name)
-        from migcheck.probe import probe_script
-
         started = time.monotonic()
-        if ref.kind == "local":
-            from migcheck.transport.local import run_local_probe
-
-            output = run_local_probe(self._probe_config(), timeout=self.options.timeout)
-            name = socket.gethostname()
-        else:
-            output = self._session().run_probe(ref, probe_script(self._probe_config()))
-            name = ref.name
+        cached = self._cached(ref)
+        output = self._run(ref, self._probe_config(cached))
         facts = facts_from_probe_output(output, ref.text)
         doc = dict(facts.doc)
+        if (doc.get("qemu") or {}).get("cached"):
+            if cached is None:  # the probe answered from a cache we no longer have
+                facts = facts_from_probe_output(self._run(ref, self._probe_config()), ref.text)
+                doc = dict(facts.doc)
+            else:
+                doc["qemu"] = cached.doc["qemu"]
+                doc["probe"] = dict(doc.get("probe") or {}, qemu_from_cache=True)
+        name = socket.gethostname() if ref.kind == "local" else ref.name
         doc["host"] = {
             "name": name,
             "target": ref.text,
@@ -116,7 +168,18 @@ class Gatherer:
             "gather_seconds": round(time.monotonic() - started, 3),
             "migcheck_version": __version__,
         }
-        return Facts(doc, ref.text)
+        result = Facts(doc, ref.text)
+        self._store(ref, result)
+        return result
+
+    def _run(self, ref: HostRef, config: dict[str, Any]) -> str:
+        from migcheck.probe import probe_script
+
+        if ref.kind == "local":
+            from migcheck.transport.local import run_local_probe
+
+            return run_local_probe(config, timeout=self.options.timeout)
+        return self._session().run_probe(ref, probe_script(config))
 
     def gather_many(
         self,

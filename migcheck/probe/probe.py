@@ -475,6 +475,24 @@ def collect_qemu(arch, kvm):
     return out
 
 
+def fingerprint(facts, arch):
+    """What QEMU's QMP answers depend on, like libvirt's capability cache validation: the
+    binary (path, size, mtime), the kernel, the CPU microcode and the KVM module state."""
+    binary = find_qemu(arch)
+    st = os.stat(binary) if binary else None
+    kvm = facts.get("kvm", {})
+    return {
+        "qemu_binary": binary,
+        "qemu_size": st.st_size if st else None,
+        "qemu_mtime": int(st.st_mtime) if st else None,
+        "qemu_override": CONFIG.get("qemu"),
+        "kernel_release": facts.get("kernel", {}).get("release"),
+        "microcode": facts.get("cpu", {}).get("microcode"),
+        "kvm_usable": kvm.get("usable"),
+        "kvm_modules": kvm.get("modules"),
+    }
+
+
 def main():
     start = time.time()
     facts = {"schema": SCHEMA}
@@ -487,8 +505,14 @@ def main():
     facts["devices"] = section(collect_devices)
     arch = facts["kernel"].get("arch") or os.uname()[4]
     kvm = facts["kvm"] if "error" not in facts["kvm"] else {}
+    fp = section(lambda: fingerprint(facts, arch))
+    facts["probe"]["fingerprint"] = fp
+    known = CONFIG.get("known_fingerprint")
     if CONFIG.get("skip_qemu"):
         facts["qemu"] = {"error": "not probed (skip_qemu)"}
+    elif known and "error" not in fp and known == fp and not CONFIG.get("refresh"):
+        # Nothing QEMU's answers depend on changed: the controller has them already.
+        facts["qemu"] = {"cached": True, "binary": fp.get("qemu_binary") or ""}
     else:
         facts["qemu"] = section(lambda: collect_qemu(arch, kvm))
     facts["probe"]["seconds"] = round(time.time() - start, 3)
