@@ -161,7 +161,16 @@ def pair(
         str, typer.Argument(help="Source HOST: local, a facts .json, [user@]name[:port].")
     ],
     dst: Annotated[str, typer.Argument(help="Destination HOST.")],
-    cmdline: CmdlineOpt,
+    cmdline: Annotated[
+        str | None,
+        typer.Option(
+            "--cmdline", "-c", help="QEMU command line file of the guest ('-' for stdin)."
+        ),
+    ] = None,
+    vm_name: Annotated[
+        str | None,
+        typer.Option("--vm", help="Judge the running guest NAME on SRC (its real argv)."),
+    ] = None,
     fmt: Annotated[
         PairFormat, typer.Option("--format", "-f", help="Output format.")
     ] = PairFormat.table,
@@ -186,19 +195,20 @@ def pair(
     options = _options(
         timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 2, refresh=refresh
     )
+    if (cmdline is None) == (vm_name is None):
+        _fail(MigcheckError("give exactly one of --cmdline FILE and --vm NAME"))
     try:
-        vm = load_cmdline(cmdline)
-        results = _gather_all([src, dst], options, show_progress=False)
+        if vm_name is None:
+            vm = load_cmdline(cmdline or "-")
+            results = _gather_all([src, dst], options, show_progress=False)
+            facts = _pair_facts(results)
+        else:
+            facts = _gather_with_guest(src, dst, vm_name, options)
+            from migcheck.gather import running_guest
+
+            vm = running_guest(facts[0], vm_name)
     except MigcheckError as err:
         _fail(err)
-    for result in results:  # bad input first (exit 2), then unreachable hosts (exit 3)
-        if result.error is not None and not isinstance(result.error, HostError):
-            _fail(result.error)
-    for result in results:
-        if result.error is not None:
-            _fail(result.error)
-    facts = [r.facts for r in results]
-    assert facts[0] is not None and facts[1] is not None
     forward = check_pair(vm, facts[0], facts[1], strict=strict)
     reverse = check_pair(vm, facts[1], facts[0], strict=strict) if both_ways else None
     verdict = combine([forward.verdict] + ([reverse.verdict] if reverse else []))
@@ -223,6 +233,28 @@ def pair(
             out.print()
             render_table(out, reverse)
     raise typer.Exit(verdict.exit_code)
+
+
+def _pair_facts(results: list[HostResult]) -> list:
+    for result in results:  # bad input first (exit 2), then unreachable hosts (exit 3)
+        if result.error is not None and not isinstance(result.error, HostError):
+            raise result.error
+    for result in results:
+        if result.error is not None:
+            raise result.error
+    return [r.facts for r in results]
+
+
+def _gather_with_guest(src: str, dst: str, name: str, options: GatherOptions) -> list:
+    """Both hosts in parallel; the source's probe also reads the running guest's argv."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from migcheck.gather import Gatherer
+
+    with Gatherer(options) as gatherer, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(gatherer.gather, src, vm=name)
+        second = pool.submit(gatherer.gather, dst)
+        return [first.result(), second.result()]
 
 
 @app.command()
@@ -339,6 +371,7 @@ def _kv(props: dict) -> str:
 def host(
     target: Annotated[str, typer.Argument(help="HOST: local, a facts .json, [user@]name[:port].")],
     fmt: Annotated[DocFormat, typer.Option("--format", "-f")] = DocFormat.table,
+    vms: Annotated[bool, typer.Option("--vms", help="List the running QEMU guests.")] = False,
     timeout: TimeoutOpt = 30.0,
     qemu: QemuOpt = None,
     ssh_config: SshConfigOpt = None,
@@ -357,7 +390,7 @@ def host(
     )
     try:
         with Gatherer(options) as gatherer:
-            facts = gatherer.gather(target)
+            facts = gatherer.gather(target, list_vms=vms)
     except MigcheckError as err:
         _fail(err)
     try:

@@ -26,6 +26,7 @@ from migcheck.hosts import HostRef, parse_host
 
 if TYPE_CHECKING:
     from migcheck.transport.ssh import SshSession, SshSettings
+    from migcheck.vm import VmSpec
 
 DEFAULT_JOBS = 32
 
@@ -99,11 +100,14 @@ class Gatherer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _probe_config(self, cached: Facts | None = None) -> dict[str, Any]:
+    def _probe_config(
+        self, cached: Facts | None = None, guests: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         # QEMU gets most of the budget; the rest covers connecting and the file reads.
         config: dict[str, Any] = {"qemu_timeout": max(1.0, self.options.timeout * 0.8 - 1.0)}
         if self.options.qemu:
             config["qemu"] = self.options.qemu
+        config.update(guests or {})
         if cached is not None:
             # The fingerprint travels with the probe: still one round trip.
             config["known_fingerprint"] = (cached.doc.get("probe") or {}).get("fingerprint")
@@ -142,19 +146,30 @@ class Gatherer:
         except OSError:
             pass  # the cache is an optimisation; failing to write it is not an error
 
-    def gather(self, host: HostRef | str) -> Facts:
-        """Facts for one host; raises HostError (exit 3) or InputError (exit 2)."""
+    def gather(
+        self, host: HostRef | str, *, vm: str | None = None, list_vms: bool = False
+    ) -> Facts:
+        """Facts for one host; raises HostError (exit 3) or InputError (exit 2).
+
+        ``vm``: also read the argv of the running guest of that name (same single exec);
+        ``list_vms``: also list the running guests."""
         ref = parse_host(host) if isinstance(host, str) else host
         if ref.kind == "file":
             return load_facts(ref.name)
+        guests: dict[str, Any] = {}
+        if vm is not None:
+            guests["vm"] = vm
+        if list_vms:
+            guests["list_vms"] = True
         started = time.monotonic()
         cached = self._cached(ref)
-        output = self._run(ref, self._probe_config(cached))
+        output = self._run(ref, self._probe_config(cached, guests))
         facts = facts_from_probe_output(output, ref.text)
         doc = dict(facts.doc)
         if (doc.get("qemu") or {}).get("cached"):
             if cached is None:  # the probe answered from a cache we no longer have
-                facts = facts_from_probe_output(self._run(ref, self._probe_config()), ref.text)
+                config = self._probe_config(None, guests)
+                facts = facts_from_probe_output(self._run(ref, config), ref.text)
                 doc = dict(facts.doc)
             else:
                 doc["qemu"] = cached.doc["qemu"]
@@ -219,6 +234,30 @@ def gather(host: HostRef | str, *, timeout: float = 30.0, qemu: str | None = Non
     """Facts for one host with default options (a convenience for scripts and tests)."""
     with Gatherer(GatherOptions(timeout=timeout, qemu=qemu)) as g:
         return g.gather(host)
+
+
+def running_guest(facts: Facts, name: str) -> VmSpec:
+    """The VM spec of running guest ``name`` from facts gathered with ``vm=name``."""
+    import shlex
+
+    from migcheck.cmdline import parse_cmdline
+
+    section = facts.doc.get("guests")
+    if not isinstance(section, dict) or "error" in section:
+        why = section.get("error") if isinstance(section, dict) else "no guest list in the facts"
+        raise HostError(facts.origin, f"cannot read running guests: {why}")
+    matches = [g for g in section.get("guests", []) if g.get("name") == name and g.get("argv")]
+    if not matches:
+        names = sorted({g.get("name") for g in section.get("guests", []) if g.get("name")})
+        raise InputError(
+            f"{facts.name}: no running guest named {name!r}"
+            + (f"; running: {', '.join(names)}" if names else "; no QEMU guest is running")
+        )
+    if len(matches) > 1:
+        pids = ", ".join(str(g.get("pid")) for g in matches)
+        raise InputError(f"{facts.name}: several QEMU processes are named {name!r} (pids {pids})")
+    argv = [str(a) for a in matches[0]["argv"]]
+    return parse_cmdline(shlex.join(argv), f"{facts.name}:{name} (pid {matches[0].get('pid')})")
 
 
 def file_name_for(facts: Facts) -> str:

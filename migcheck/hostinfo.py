@@ -49,6 +49,13 @@ def platform_summary(facts: Facts, catalog: Catalog) -> dict[str, Any]:
     }
 
 
+def _guests(facts: Facts) -> list[dict[str, Any]] | None:
+    section = facts.doc.get("guests")
+    if not isinstance(section, dict) or "error" in section:
+        return None
+    return [{"name": g.get("name"), "pid": g.get("pid")} for g in section.get("guests", [])]
+
+
 def host_summary(facts: Facts, catalog: Catalog | None = None) -> dict[str, Any]:
     kvm = facts.section("kvm") or {}
     qemu = facts.qemu or {}
@@ -85,6 +92,7 @@ def host_summary(facts: Facts, catalog: Catalog | None = None) -> dict[str, Any]
         "usable_cpu_models": models[0] if models else None,
         "blocked_cpu_models": models[1] if models else None,
         "platforms": platform_summary(facts, catalog) if catalog is not None else None,
+        "guests": _guests(facts),
         "errors": {
             name: err
             for name in ("kernel", "os", "cpu", "kvm", "devices", "qemu")

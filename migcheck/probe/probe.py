@@ -281,6 +281,51 @@ def collect_devices():
     return {path: os.path.exists(path) for path in DEVICE_NODES}
 
 
+MAX_GUESTS = 4096
+MAX_ARGV_BYTES = 1024 * 1024
+
+
+def guest_name(argv):
+    """The guest name from QEMU's -name option (``guest=NAME,...`` or ``NAME``)."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg in ("-name", "--name"):
+            value = argv[i + 1]
+            first = value.split(",")[0]
+            for item in value.split(","):
+                if item.startswith("guest="):
+                    return item[len("guest="):]
+            return first if "=" not in first else None
+    return None
+
+
+def collect_guests():
+    """Running QEMU processes and their argv (read-only: /proc/PID/cmdline)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or len(found) >= MAX_GUESTS:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                raw = f.read(MAX_ARGV_BYTES)
+        except (IOError, OSError):
+            continue  # gone, or not ours to read
+        argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+        if not argv or "qemu" not in os.path.basename(argv[0]):
+            continue
+        name = guest_name(argv)
+        if name is None:
+            continue
+        wanted = CONFIG.get("vm")
+        if wanted is not None and name != wanted:
+            found.append({"name": name, "pid": int(entry)})
+            continue
+        item = {"name": name, "pid": int(entry)}
+        if wanted is not None:
+            item["argv"] = argv
+        found.append(item)
+    return {"guests": sorted(found, key=lambda g: g["name"])}
+
+
 def find_qemu(arch):
     override = CONFIG.get("qemu")
     if override:
@@ -503,6 +548,8 @@ def main():
     facts["cpu"] = section(collect_cpu)
     facts["kvm"] = section(collect_kvm)
     facts["devices"] = section(collect_devices)
+    if CONFIG.get("vm") is not None or CONFIG.get("list_vms"):
+        facts["guests"] = section(collect_guests)
     arch = facts["kernel"].get("arch") or os.uname()[4]
     kvm = facts["kvm"] if "error" not in facts["kvm"] else {}
     fp = section(lambda: fingerprint(facts, arch))

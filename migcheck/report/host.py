@@ -41,6 +41,11 @@ def render_host(console: Console, s: dict[str, Any]) -> None:
         unknown = [c for c, v in plats["capabilities"].items() if v["has"] == "unknown"]
         if unknown:
             table.add_row("unknown capabilities", ", ".join(unknown))
+    if s.get("guests") is not None:
+        table.add_row(
+            "running guests",
+            ", ".join(f"{g['name']} (pid {g['pid']})" for g in s["guests"]) or "(none)",
+        )
     for name, err in s["errors"].items():
         table.add_row(Text(name, style="red"), Text(err))
     console.print(table)
