@@ -259,7 +259,17 @@ def _gather_with_guest(src: str, dst: str, name: str, options: GatherOptions) ->
 
 @app.command()
 def gather(
-    hosts: Annotated[list[str], typer.Argument(help="HOSTs to probe: local, [user@]name[:port].")],
+    hosts: Annotated[
+        list[str] | None, typer.Argument(help="HOSTs to probe: local, [user@]name[:port].")
+    ] = None,
+    from_ansible: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-ansible",
+            help="Load probe outputs instead of probing: an 'ansible -m script --tree' "
+            "directory, or a directory of saved probe outputs.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Directory to write one HOST.json per host."),
@@ -277,6 +287,20 @@ def gather(
     """Probe hosts and save their facts (to stdout for a single host without --out)."""
     from migcheck.facts import save_facts
     from migcheck.gather import file_name_for
+
+    if from_ansible is not None:
+        from migcheck.gather import load_probe_outputs
+
+        if out is None:
+            _fail(MigcheckError("give --out DIR to save facts loaded with --from-ansible"))
+        try:
+            results = load_probe_outputs(from_ansible)
+        except MigcheckError as err:
+            _fail(err)
+        _save_results(results, out)
+        return
+    if not hosts:
+        _fail(MigcheckError("give HOSTs to gather, or --from-ansible DIR"))
 
     if out is None and len(hosts) > 1:
         _fail(MigcheckError("give --out DIR to gather more than one host"))
@@ -318,9 +342,44 @@ def gather(
         raise typer.Exit(EXIT_INPUT if codes == {EXIT_INPUT} else EXIT_UNKNOWN)
 
 
+def _save_results(results: list[HostResult], out: Path) -> None:
+    from migcheck.facts import save_facts
+    from migcheck.gather import file_name_for
+
+    out.mkdir(parents=True, exist_ok=True)
+    err = _stderr()
+    for result in results:
+        if result.facts is not None:
+            save_facts(result.facts, out / file_name_for(result.facts))
+        else:
+            err.print(f"migcheck: {result.error}", markup=False)
+    from migcheck.report.gather import render_summary
+
+    render_summary(err, results)
+    if any(r.error is not None for r in results):
+        raise typer.Exit(EXIT_UNKNOWN)
+
+
 def file_name_for_text(text: str) -> str:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text).lstrip(".")
     return f"{safe or 'host'}.json"
+
+
+@app.command("probe-script")
+def probe_script_cmd(
+    qemu: QemuOpt = None,
+    timeout: Annotated[
+        float, typer.Option("--qemu-timeout", min=1.0, help="Deadline for the QEMU exchange.")
+    ] = 20.0,
+) -> None:
+    """Print the probe, for orchestration you already run (Ansible's script module, Salt,
+    SSH multiplexers); load the results with 'gather --from-ansible DIR'."""
+    from migcheck.probe import probe_script
+
+    config: dict = {"qemu_timeout": timeout}
+    if qemu:
+        config["qemu"] = qemu
+    _write_json("#!/usr/bin/env python3\n" + probe_script(config))
 
 
 @app.command()

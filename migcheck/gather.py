@@ -236,6 +236,45 @@ def gather(host: HostRef | str, *, timeout: float = 30.0, qemu: str | None = Non
         return g.gather(host)
 
 
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def load_probe_outputs(directory: Path) -> list[HostResult]:
+    """Probe results gathered by other tools: ``ansible HOSTS -m script -a PROBE --tree DIR``
+    writes one JSON result per host (the probe's output under ``stdout``); a plain directory
+    holds one probe output (a facts document) per file. The host is the file name."""
+    if not directory.is_dir():
+        raise InputError(f"--from-ansible {directory}: not a directory")
+    results = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        ref = HostRef("file", path.name, str(path))
+        result = HostResult(ref)
+        try:
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                raise HostError(path.name, f"result file is larger than {MAX_RESULT_BYTES} bytes")
+            text = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                doc = json.loads(text)
+            except (json.JSONDecodeError, RecursionError, ValueError):
+                doc = None
+            ansible_keys = {"stdout", "unreachable", "failed", "msg", "rc"}
+            if isinstance(doc, dict) and "schema" not in doc and ansible_keys & doc.keys():
+                if doc.get("failed") or doc.get("unreachable") or doc.get("rc", 0) != 0:
+                    why = doc.get("msg") or doc.get("stderr") or f"rc={doc.get('rc')}"
+                    raise HostError(path.name, f"Ansible reports failure: {str(why)[-400:]}")
+                text = str(doc.get("stdout", ""))
+            facts = facts_from_probe_output(text, path.name)
+            fdoc = dict(facts.doc)
+            fdoc["host"] = dict(fdoc.get("host") or {}, name=path.name, transport="ansible")
+            result.facts = Facts(fdoc, path.name)
+        except MigcheckError as exc:
+            result.error = exc
+        results.append(result)
+    if not results:
+        raise InputError(f"--from-ansible {directory}: no result files")
+    return results
+
+
 def running_guest(facts: Facts, name: str) -> VmSpec:
     """The VM spec of running guest ``name`` from facts gathered with ``vm=name``."""
     import shlex
