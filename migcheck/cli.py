@@ -469,6 +469,7 @@ class FleetFormat(str, Enum):
     json = "json"
     junit = "junit"
     markdown = "markdown"
+    html = "html"
 
 
 @app.command()

@@ -127,6 +127,10 @@ def run_fleet(
         text = render.render_junit(final, changes)
     elif fmt == "markdown":
         text = render.render_markdown(final, changes)
+    elif fmt == "html":
+        from migcheck.report.html import render_html
+
+        text = render_html(final, changes)
     else:
         render.render_table(console, final, changes)
         text = None
