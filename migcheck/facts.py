@@ -245,7 +245,16 @@ class Facts:
         sec = self.section("kvm")
         if sec is None:
             return None
+        if sec.get("present") and not sec.get("usable") and self.kvm_denied:
+            return None  # /dev/kvm exists but the probe could not open it: unknown, not absent
         return bool(sec.get("present")) and bool(sec.get("usable"))
+
+    @property
+    def kvm_denied(self) -> bool:
+        """The probe saw /dev/kvm but was not allowed to open it (a non-root probe)."""
+        sec = self.section("kvm") or {}
+        err = str(sec.get("error_open") or "")
+        return "ermission denied" in err or "ot permitted" in err
 
     # --- qemu ---------------------------------------------------------------------
     @property

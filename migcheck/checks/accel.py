@@ -28,6 +28,8 @@ def check_kvm(ctx: Context) -> list[Finding]:
         enabled = facts.qemu_kvm_enabled
         if usable is None or enabled is None:
             why = facts.missing("kvm") or facts.missing("qemu") or "no QEMU KVM facts"
+            if facts.kvm_denied:
+                why = "the probe could not open /dev/kvm (permission denied): run it with --sudo"
             return [unknown(cid, f"{role} {facts.name}: {why}")]
         sides[role] = usable and enabled
     src_text = "KVM enabled" if sides["source"] else "KVM unavailable"

@@ -82,14 +82,32 @@ def unknown(check_id: str, *reasons: str | None) -> Finding:
     return Finding(check_id, Status.UNKNOWN, f"cannot judge: {why}")
 
 
+_KVM_DEPENDENT = {"cpu_models", "host_cpu"}  # QEMU answers these per accelerator
+
+
 def missing_qemu(ctx: Context, key: str) -> list[str]:
-    """Reasons the QEMU facts ``key`` are unusable on either side (empty when usable)."""
+    """Reasons the QEMU facts ``key`` are unusable on either side (empty when usable).
+
+    CPU answers gathered under TCG say nothing about a KVM guest: QEMU filters CPU features
+    by accelerator, so they count as missing rather than as evidence."""
     reasons = []
     for role, facts in (("source", ctx.src), ("destination", ctx.dst)):
         why = facts.missing("qemu")
         if why is None and (facts.qemu or {}).get(key) is None:
             err = (facts.qemu or {}).get("error")
             why = f"no QEMU {key} facts" + (f" ({err})" if err else "")
+        if (
+            why is None
+            and key in _KVM_DEPENDENT
+            and ctx.vm.uses_kvm
+            and facts.qemu_kvm_enabled is False
+            and facts.kvm_usable is not False
+        ):
+            why = "QEMU's CPU answers were gathered without KVM" + (
+                " (the probe could not open /dev/kvm: run it with --sudo)"
+                if facts.kvm_denied
+                else ""
+            )
         if why:
             reasons.append(f"{role} {facts.name}: {why}")
     return reasons
