@@ -152,6 +152,9 @@ def triggered(
             hits = [f"{k}={v}" for k, v in dict(target).items() if _same(_cpu_value(vm, k), v)]
             if hits and not _lifted(vm, b, None):
                 out.append((b, "-cpu ...," + ",".join(hits)))
-        elif kind == "option" and _option_matches(vm, dict(target)) and not _lifted(vm, b, None):
-            out.append((b, _describe_option(target)))
+        elif kind == "option":
+            alternatives = target if isinstance(target, list) else [target]
+            hit = next((a for a in alternatives if _option_matches(vm, dict(a))), None)
+            if hit is not None and not _lifted(vm, b, None):
+                out.append((b, _describe_option(hit)))
     return out

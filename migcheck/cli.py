@@ -167,6 +167,10 @@ def pair(
             "--cmdline", "-c", help="QEMU command line file of the guest ('-' for stdin)."
         ),
     ] = None,
+    domain_xml: Annotated[
+        str | None,
+        typer.Option("--domain-xml", "-x", help="libvirt domain XML of the guest (virsh dumpxml)."),
+    ] = None,
     vm_name: Annotated[
         str | None,
         typer.Option("--vm", help="Judge the running guest NAME on SRC (its real argv)."),
@@ -195,11 +199,16 @@ def pair(
     options = _options(
         timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 2, refresh=refresh
     )
-    if (cmdline is None) == (vm_name is None):
-        _fail(MigcheckError("give exactly one of --cmdline FILE and --vm NAME"))
+    if sum(x is not None for x in (cmdline, domain_xml, vm_name)) != 1:
+        _fail(MigcheckError("give exactly one of --cmdline FILE, --domain-xml FILE and --vm NAME"))
     try:
         if vm_name is None:
-            vm = load_cmdline(cmdline or "-")
+            if domain_xml is not None:
+                from migcheck.domainxml import load_domain_xml
+
+                vm = load_domain_xml(domain_xml)
+            else:
+                vm = load_cmdline(cmdline or "-")
             results = _gather_all([src, dst], options, show_progress=False)
             facts = _pair_facts(results)
         else:
@@ -391,7 +400,12 @@ def cmdline(
     from migcheck.cmdline import load_cmdline
 
     try:
-        vm = load_cmdline(file)
+        if file != "-" and Path(file).suffix == ".xml":
+            from migcheck.domainxml import load_domain_xml
+
+            vm = load_domain_xml(file)
+        else:
+            vm = load_cmdline(file)
     except MigcheckError as err:
         _fail(err)
     doc = vm.to_json()
@@ -481,6 +495,10 @@ def fleet(
         list[str] | None,
         typer.Option("--cmdline", "-c", help="Guest command line file or directory; repeatable."),
     ] = None,
+    domain_xml: Annotated[
+        list[str] | None,
+        typer.Option("--domain-xml", "-x", help="Guest libvirt domain XML file or directory."),
+    ] = None,
     inventory: Annotated[
         str | None,
         typer.Option("--inventory", "-I", help="Hosts file or Ansible inventory (INI or YAML)."),
@@ -520,6 +538,7 @@ def fleet(
         text, code = run_fleet(
             hosts or [],
             cmdlines or [],
+            domain_xml=domain_xml or [],
             inventory=inventory,
             assume=assume or [],
             fmt=fmt.value,
@@ -580,6 +599,14 @@ def portable(
     options = _options(
         timeout, qemu, ssh_config, identity, user, accept_new_host_keys, sudo, 32, refresh=refresh
     )
+    if Path(cmdline).suffix == ".xml":
+        _fail(
+            MigcheckError(
+                f"{cmdline}: portable rewrites QEMU command lines; for a libvirt guest, judge "
+                "the XML with 'pair --domain-xml' and apply the fixes in the XML (or give the "
+                "command line from 'virsh domxml-to-native qemu-argv')"
+            )
+        )
     try:
         vm = load_cmdline(cmdline)
         catalog = load_catalog()

@@ -9,6 +9,7 @@ that is the point of the proposal. Pure functions: no I/O.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -119,7 +120,9 @@ def _option_matches(vm: VmSpec, option: dict[str, str]) -> bool:
     name = option.get("option", "")
     key, want = option.get("key"), option.get("value")
     if name in ("machine", "M"):
-        opts = vm.machine.options
+        # QEMU accepts kernel_irqchip for kernel-irqchip (libvirt writes the former).
+        opts = {k.replace("_", "-"): v for k, v in vm.machine.options.items()}
+        key = (key or "").replace("_", "-")
         return key in opts and _same(opts[key], want)
     # Parsed options (keyval or JSON syntax alike) are matched on their properties.
     parsed = {"netdev": vm.netdevs, "device": vm.devices, "object": vm.objects}.get(name)
@@ -127,6 +130,14 @@ def _option_matches(vm: VmSpec, option: dict[str, str]) -> bool:
         return any(key in item.props and _same(item.props[key], want) for item in parsed)
     for opt in vm.options:
         if opt.name != name or opt.value is None:
+            continue
+        if opt.value.lstrip().startswith("{"):  # JSON syntax, as libvirt writes -blockdev
+            try:
+                doc = json.loads(opt.value)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(doc, dict) and key in doc and _same(doc[key], want):
+                return True
             continue
         first, props = split_keyval(opt.value)
         if key is None:

@@ -19,22 +19,29 @@ from migcheck.verdict import Verdict
 from migcheck.vm import VmSpec
 
 
-def load_guests(paths: Sequence[str]) -> list[VmSpec]:
-    """Command-line files; a directory contributes its *.cmdline / *.args files."""
+def load_guests(paths: Sequence[str], xml_paths: Sequence[str] = ()) -> list[VmSpec]:
+    """Command-line files and libvirt domain XML files; a directory contributes its
+    *.cmdline / *.args files (or, for --domain-xml, its *.xml files)."""
     from migcheck.cmdline import load_cmdline
+    from migcheck.domainxml import load_domain_xml
 
-    if not paths:
-        raise InputError("give at least one guest with --cmdline FILE (or a directory)")
+    if not paths and not xml_paths:
+        raise InputError("give at least one guest with --cmdline FILE or --domain-xml FILE")
     guests = []
-    for path in paths:
-        p = Path(path)
-        if path != "-" and p.is_dir():
-            files = sorted([*p.glob("*.cmdline"), *p.glob("*.args")])
-            if not files:
-                raise InputError(f"--cmdline {path}: no *.cmdline or *.args files in directory")
-            guests += [load_cmdline(str(f)) for f in files]
-        else:
-            guests.append(load_cmdline(path))
+    for items, patterns, loader, option in (
+        (paths, ("*.cmdline", "*.args"), load_cmdline, "--cmdline"),
+        (xml_paths, ("*.xml",), load_domain_xml, "--domain-xml"),
+    ):
+        for path in items:
+            p = Path(path)
+            if path != "-" and p.is_dir():
+                files = sorted(f for pattern in patterns for f in p.glob(pattern))
+                if not files:
+                    wanted = " or ".join(patterns)
+                    raise InputError(f"{option} {path}: no {wanted} files in directory")
+                guests += [loader(str(f)) for f in files]
+            else:
+                guests.append(loader(path))
     return guests
 
 
@@ -80,6 +87,7 @@ def run_fleet(
     hosts: Sequence[str],
     cmdlines: Sequence[str],
     *,
+    domain_xml: Sequence[str] = (),
     inventory: str | None,
     assume: Sequence[str],
     fmt: str,
@@ -90,7 +98,7 @@ def run_fleet(
     console: Console,
 ) -> tuple[str | None, int]:
     assumptions = [Assumption.parse(a) for a in assume]
-    guests = load_guests(cmdlines)
+    guests = load_guests(cmdlines, domain_xml)
     names, groups = resolve_hosts(hosts, inventory)
     catalog = load_catalog()
     results = gather([target for _, target in names])
