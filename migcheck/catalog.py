@@ -163,6 +163,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise CatalogError(str(path), f"cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(str(path), f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes before it parses
+        raise CatalogError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise CatalogError(str(path), "not valid TOML: nested too deeply") from None
 
 
 def _need(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:

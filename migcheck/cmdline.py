@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migcheck.errors import InputError
+from migcheck.redact import redact_text
 from migcheck.vm import (
     CpuSpec,
     Device,
@@ -255,8 +256,8 @@ class _Tokenizer:
 
 
 def _oneline(value: str, limit: int = 80) -> str:
-    """Text from the input made safe for a one-paragraph message."""
-    flat = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value)
+    """Text from the input made safe for a one-paragraph message (secrets redacted)."""
+    flat = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in redact_text(value))
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 

@@ -121,26 +121,44 @@ class VmSpec:
         return bool(self.accel) and self.accel[0] == "kvm"
 
     def to_json(self) -> dict[str, Any]:
-        """The stable JSON form used by ``migcheck cmdline --format json`` and reports."""
+        """The stable JSON form used by ``migcheck cmdline --format json`` and reports.
+
+        Secret values (passwords, secret-object data, rbd keys...) are replaced by
+        ``<redacted>`` (:mod:`migcheck.redact`); the spec itself keeps them.
+        """
+        from migcheck.redact import redact_env, redact_props, redact_value
+
         return {
             "source": self.source,
             "binary": self.binary,
-            "env": dict(self.env),
-            "machine": {"type": self.machine.type, "options": dict(self.machine.options)},
+            "env": redact_env(self.env),
+            "machine": {"type": self.machine.type, "options": redact_props(self.machine.options)},
             "accel": list(self.accel),
-            "accel_options": dict(self.accel_options),
+            "accel_options": redact_props(self.accel_options),
             "cpu": {
                 "model": self.cpu.model,
                 "features": dict(self.cpu.features),
-                "props": dict(self.cpu.props),
+                "props": redact_props(self.cpu.props),
             },
             "platform": self.platform,
-            "devices": [{"driver": d.driver, "id": d.id, "props": d.props} for d in self.devices],
-            "netdevs": [{"type": n.type, "id": n.id, "props": n.props} for n in self.netdevs],
+            "devices": [
+                {"driver": d.driver, "id": d.id, "props": redact_props(d.props, d.driver)}
+                for d in self.devices
+            ],
+            "netdevs": [
+                {"type": n.type, "id": n.id, "props": redact_props(n.props, n.type)}
+                for n in self.netdevs
+            ],
             "objects": [
-                {"qom-type": o.qom_type, "id": o.id, "props": o.props} for o in self.objects
+                {"qom-type": o.qom_type, "id": o.id, "props": redact_props(o.props, o.qom_type)}
+                for o in self.objects
             ],
             "globals": [
-                {"driver": g.driver, "property": g.property, "value": g.value} for g in self.globals
+                {
+                    "driver": g.driver,
+                    "property": g.property,
+                    "value": redact_value(g.property, g.value, g.driver),
+                }
+                for g in self.globals
             ],
         }

@@ -14,6 +14,7 @@ from rich.text import Text
 from migcheck import __version__
 from migcheck.fleet import Cell, Change, FleetResult, HostClass
 from migcheck.platforms import host_platforms
+from migcheck.redact import redact_json, redact_text
 from migcheck.verdict import Verdict
 
 FLEET_SCHEMA = "migcheck.fleet/1"
@@ -96,7 +97,7 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
                 for c in changes
             ],
         }
-    return doc
+    return redact_json(doc)  # secrets from command lines never reach a report
 
 
 def _cell_json(cell: Cell) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def _cell_details(cell: Cell) -> str:
             if f.status.value in ("fail", "unknown"):
                 fix = f" | fix: {f.fix}" if f.fix else ""
                 lines.append(f"[{label}] {f.id} ({f.status.value}): {f.message}{fix}")
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def render_junit(result: FleetResult, changes: Sequence[Change] | None = None) -> str:

@@ -6,9 +6,15 @@ from xml.etree import ElementTree as ET
 
 from migcheck.checks.base import Status
 from migcheck.pair import PairReport
+from migcheck.redact import REDACTED, redact_text
 
 _MD = {"safe": "✅", "unsafe": "❌", "unknown": "❔"}
 _STATUS_MD = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.UNKNOWN: "❔"}
+
+
+def _md(text: str) -> str:
+    """Redacted, and the marker escaped so Markdown shows it instead of taking it for HTML."""
+    return redact_text(text).replace(REDACTED, "\\<redacted\\>")
 
 
 def render_junit(reports: list[PairReport]) -> str:
@@ -20,13 +26,14 @@ def render_junit(reports: list[PairReport]) -> str:
         fails = errors = 0
         for f in report.findings:
             case = ET.SubElement(suite, "testcase", classname=name, name=f.id, time="0")
-            detail = f.message + (f"\nfix: {f.fix}" if f.fix else "")
+            message = redact_text(f.message)  # no command-line secret in CI logs
+            detail = message + (f"\nfix: {redact_text(f.fix)}" if f.fix else "")
             if f.status is Status.FAIL:
                 fails += 1
-                ET.SubElement(case, "failure", message=f.message, type="unsafe").text = detail
+                ET.SubElement(case, "failure", message=message, type="unsafe").text = detail
             elif f.status is Status.UNKNOWN:
                 errors += 1
-                ET.SubElement(case, "error", message=f.message, type="unknown").text = detail
+                ET.SubElement(case, "error", message=message, type="unknown").text = detail
         suite.set("tests", str(len(report.findings)))
         suite.set("failures", str(fails))
         suite.set("errors", str(errors))
@@ -48,9 +55,9 @@ def render_markdown(reports: list[PairReport], verdict: str) -> str:
             "|---|---|---|",
         ]
         for f in report.findings:
-            why = f.message.replace("|", "\\|")
+            why = _md(f.message).replace("|", "\\|")
             if f.fix and f.status is not Status.PASS:
-                why += f"<br>**fix:** {f.fix.replace('|', chr(92) + '|')}"
+                why += f"<br>**fix:** {_md(f.fix).replace('|', chr(92) + '|')}"
             out.append(f"| `{f.id}` | {_STATUS_MD[f.status]} {f.status.value} | {why} |")
         out.append("")
     return "\n".join(out)

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from migcheck.checks.base import Finding, Status
 from migcheck.pair import PairReport
+from migcheck.redact import redact_text, redact_value
 from migcheck.verdict import Verdict
 
 _STATUS_STYLE = {
@@ -27,6 +28,10 @@ _VERDICT_STYLE = {
 
 
 def _value(v: Any) -> str:
+    return redact_text(_plain(v))  # no command-line secret on screen (migcheck/redact.py)
+
+
+def _plain(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, list):
@@ -35,7 +40,7 @@ def _value(v: Any) -> str:
         shown = ", ".join(str(x) for x in v[:6])
         return shown + (f" +{len(v) - 6}" if len(v) > 6 else "")
     if isinstance(v, dict):
-        return ", ".join(f"{k}={val}" for k, val in v.items())
+        return ", ".join(f"{k}={redact_value(k, val)}" for k, val in v.items())
     return str(v)
 
 
@@ -62,14 +67,14 @@ WIDE = 130
 
 
 def _why(f: Finding, with_values: bool) -> Text:
-    why = Text(f.message)
+    why = Text(redact_text(f.message))
     if with_values and (f.source is not None or f.destination is not None):
         why.append(
             f"\nsource: {_value(f.source)}  destination: {_value(f.destination)}", style="dim"
         )
     if f.fix and f.status is not Status.PASS:
         why.append("\nfix: ", style="bold")
-        why.append(f.fix)
+        why.append(redact_text(f.fix))
     return why
 
 
