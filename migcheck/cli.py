@@ -117,7 +117,7 @@ def _options(
     jobs: int = 32,
     refresh: bool = False,
 ) -> GatherOptions:
-    from migcheck.transport.ssh import SshSettings
+    from migcheck.transport.settings import SshSettings
 
     ssh = SshSettings(
         config_file=ssh_config,

@@ -25,7 +25,8 @@ from migcheck.facts import Facts, facts_from_probe_output, load_facts
 from migcheck.hosts import HostRef, parse_host
 
 if TYPE_CHECKING:
-    from migcheck.transport.ssh import SshSession, SshSettings
+    from migcheck.transport.settings import SshSettings
+    from migcheck.transport.ssh import SshSession
     from migcheck.vm import VmSpec
 
 DEFAULT_JOBS = 32
@@ -79,7 +80,8 @@ class Gatherer:
 
     def _session_locked(self) -> SshSession:
         if self._ssh is None:
-            from migcheck.transport.ssh import SshSession, SshSettings
+            from migcheck.transport.settings import SshSettings
+            from migcheck.transport.ssh import SshSession
 
             settings = self.options.ssh or SshSettings()
             if settings.timeout != self.options.timeout:

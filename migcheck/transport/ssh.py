@@ -30,8 +30,8 @@ import paramiko
 
 from migcheck.errors import HostError
 from migcheck.hosts import HostRef
+from migcheck.transport.settings import SshSettings
 
-DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024
 STDERR_TAIL = 600
 
 # The only remote command migcheck ever runs. Fixed text: no user input is spliced in.
@@ -49,18 +49,6 @@ NO_PYTHON_EXIT = 127
 # handler anywhere, logging's last resort would print those on stderr. Errors reach the user
 # as HostError; an application that configures logging still gets the records.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    config_file: Path | None = None  # None: ~/.ssh/config when it exists
-    identities: tuple[str, ...] = ()  # --identity, tried before ssh_config's IdentityFile
-    user: str | None = None  # --user, when HOST has no user@
-    accept_new_host_keys: bool = False
-    sudo: bool = False
-    timeout: float = 30.0  # deadline for the whole exchange with one host
-    connect_attempts: int = 5  # 100 at once vs MaxStartups 10:30:60: 3 lost ~2%, 5 none
-    max_output: int = DEFAULT_MAX_OUTPUT
 
 
 @dataclass(frozen=True)
