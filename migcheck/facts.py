@@ -24,7 +24,22 @@ SCHEMA_PREFIX = "migcheck.facts/"
 SECTIONS = ("kernel", "os", "cpu", "kvm", "devices", "qemu")
 MAX_FACTS_BYTES = 64 * 1024 * 1024
 
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION_RE = re.compile(r"^(\d{1,4})\.(\d{1,4})(?:\.(\d{1,6}))?(?!\d)")
+
+# Plausibility limits. Real hosts report ~60-600 machine types, ~150-300 CPU models, ~100
+# CPU flags, ~90 KVM capabilities and ~500 host CPU properties; a document far beyond that
+# is not a hypervisor's answer, and absurd additions must not ride along into a verdict.
+LIMITS = {
+    "qemu.machines": 5000,
+    "qemu.cpu_models": 5000,
+    "unavailable_features": 2048,
+    "qemu.host_cpu.props": 8192,
+    "cpu.flags": 4096,
+    "kvm.capabilities": 1024,
+    "kvm.modules": 256,
+    "text": 4096,  # any single string we read (kernel release, names, version)
+}
+MAX_CAP_VALUE = 2**31 - 1  # KVM_CHECK_EXTENSION returns an int
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -67,6 +82,43 @@ def _check_type(origin: str, where: str, value: Any, kind: type | tuple[type, ..
         raise FactsError(origin, f"{where} should be {names}, found {type(value).__name__}")
 
 
+def _limit(origin: str, where: str, value: Any, limit_key: str) -> None:
+    limit = LIMITS[limit_key]
+    if isinstance(value, (list, dict, str)) and len(value) > limit:
+        unit = "characters" if isinstance(value, str) else "entries"
+        raise FactsError(
+            origin, f"{where} has {len(value)} {unit}, more than any real host ({limit})"
+        )
+
+
+def _plausible(doc: dict[str, Any], origin: str) -> None:
+    cpu = doc.get("cpu") or {}
+    if isinstance(cpu.get("flags"), list):
+        _limit(origin, "cpu.flags", cpu["flags"], "cpu.flags")
+    kvm = doc.get("kvm") or {}
+    for key in ("capabilities", "modules"):
+        if isinstance(kvm.get(key), dict):
+            _limit(origin, f"kvm.{key}", kvm[key], f"kvm.{key}")
+    for name, value in (kvm.get("capabilities") or {}).items():
+        if isinstance(value, int) and not 0 <= value <= MAX_CAP_VALUE:
+            raise FactsError(origin, f"kvm.capabilities.{name} = {value} is not a KVM answer")
+    kernel = doc.get("kernel") or {}
+    for key in ("release", "version"):
+        if isinstance(kernel.get(key), str):
+            _limit(origin, f"kernel.{key}", kernel[key], "text")
+    qemu = doc.get("qemu") or {}
+    for key in ("machines", "cpu_models"):
+        if isinstance(qemu.get(key), list):
+            _limit(origin, f"qemu.{key}", qemu[key], f"qemu.{key}")
+    for i, model in enumerate(qemu.get("cpu_models") or []):
+        if isinstance(model, dict) and isinstance(model.get("unavailable_features"), list):
+            where = f"qemu.cpu_models[{i}].unavailable_features"
+            _limit(origin, where, model["unavailable_features"], "unavailable_features")
+    host_cpu = qemu.get("host_cpu")
+    if isinstance(host_cpu, dict) and isinstance(host_cpu.get("props"), dict):
+        _limit(origin, "qemu.host_cpu.props", host_cpu["props"], "qemu.host_cpu.props")
+
+
 def validate(doc: Any, origin: str) -> dict[str, Any]:
     """Check a parsed document; return it unchanged or raise :class:`FactsError`."""
     if not isinstance(doc, dict):
@@ -94,6 +146,7 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
             if key not in sec:
                 raise FactsError(origin, f"{name}.{key} is missing")
             _check_type(origin, f"{name}.{key}", sec[key], kind)
+    _plausible(doc, origin)
     _validate_qemu(doc["qemu"], origin)
     _validate_kvm(doc["kvm"], origin)
     host = doc.get("host", {})
@@ -115,15 +168,22 @@ def _validate_qemu(sec: dict[str, Any], origin: str) -> None:
     if "version" in sec:
         _check_type(origin, "qemu.version", sec["version"], str)
         if parse_version(sec["version"]) is None:
-            raise FactsError(origin, f"qemu.version {sec['version']!r} is not a version")
+            shown = sec["version"][:40] + ("..." if len(sec["version"]) > 40 else "")
+            raise FactsError(origin, f"qemu.version {shown!r} is not a version")
     if "machines" in sec:
         _validate_list_of_named(origin, "qemu.machines", sec["machines"])
+        for i, machine in enumerate(sec["machines"]):
+            if machine.get("alias") is not None:  # aliases key a mapping (hostinfo)
+                _check_type(origin, f"qemu.machines[{i}].alias", machine["alias"], str)
     if "cpu_models" in sec:
         _validate_list_of_named(origin, "qemu.cpu_models", sec["cpu_models"])
         for i, model in enumerate(sec["cpu_models"]):
             unavailable = model.get("unavailable_features")
             if unavailable is not None:
-                _check_type(origin, f"qemu.cpu_models[{i}].unavailable_features", unavailable, list)
+                where = f"qemu.cpu_models[{i}].unavailable_features"
+                _check_type(origin, where, unavailable, list)
+                for j, feature in enumerate(unavailable):  # checks sort and canonicalise them
+                    _check_type(origin, f"{where}[{j}]", feature, str)
     if "kvm" in sec:
         _check_type(origin, "qemu.kvm", sec["kvm"], dict)
     host_cpu = sec.get("host_cpu")

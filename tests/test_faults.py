@@ -469,10 +469,11 @@ def test_hostile_baseline_twin_is_safe(flab, tmp_path: Path):
 @pytest.mark.parametrize(
     ("kind", "verdict"),
     [
-        ("machines-1e6", "unsafe"),
-        ("default-machines-1e6", "unsafe"),
-        ("cpu-models-1e6", "unsafe"),
-        ("nested-1e5", None),  # refused by the loader: exit 3, no verdict at all
+        # Refused by the loader (implausible for any real host): exit 3, no verdict at all.
+        ("machines-1e6", None),
+        ("default-machines-1e6", None),
+        ("cpu-models-1e6", None),
+        ("nested-1e5", None),
     ],
 )
 def test_hostile_facts_stay_bounded_and_never_safe(
@@ -487,7 +488,8 @@ def test_hostile_facts_stay_bounded_and_never_safe(
     print(f"{name}: pair {elapsed:.2f} s of {timeout} s, exit {result.exit_code}")
     if verdict is None:
         assert result.exit_code == 3
-        assert f"migcheck: {name}: the probe's output is not a facts document" in result.stderr
+        # Either the output cap (16 MiB) or the loader's plausibility limits stop it.
+        assert f"migcheck: {name}: the probe" in result.stderr
     else:
         assert result.exit_code == 1, result.stderr
         assert json.loads(result.stdout)["verdict"] == verdict
@@ -502,12 +504,6 @@ def test_hostile_facts_stay_bounded_and_never_safe(
     print(f"{name}: gather with {HEALTHY} {elapsed:.2f} s of {timeout} s, exit {result.exit_code}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facts.validate() has no plausibility limits: a host that repeats the source's "
-    "real facts and adds absurd values (10^6 extra machine types or CPU flags, a 4000-digit "
-    "QEMU version, a 4000-digit KVM capability) is judged safe",
-)
 @pytest.mark.parametrize(
     "kind", ["machines-1e6-plus-real", "version-4000-digits", "kvm-cap-1e4000", "cpu-flags-1e6"]
 )
