@@ -417,27 +417,32 @@ def cmdline(
     table = Table(title=f"{vm.source}", show_header=True, header_style="bold")
     table.add_column("what")
     table.add_column("value", overflow="fold")
-    table.add_row("binary", vm.binary or "-")
-    table.add_row("machine", (vm.machine.type or "(default)") + _kv(vm.machine.options))
-    table.add_row("accel", ":".join(vm.accel) or "(default)")
-    cpu_feats = ",".join(("+" if on else "-") + f for f, on in vm.cpu.features.items())
-    table.add_row(
-        "cpu", (vm.cpu.model or "(machine default)") + (f" {cpu_feats}" if cpu_feats else "")
-    )
-    table.add_row("platform", vm.platform or "(not pinned)")
-    for d in vm.devices:
-        table.add_row("device", d.driver + (f" id={d.id}" if d.id else "") + _kv(d.props))
-    for n in vm.netdevs:
-        table.add_row("netdev", n.type + (f" id={n.id}" if n.id else "") + _kv(n.props))
-    for o in vm.objects:
-        table.add_row("object", o.qom_type + (f" id={o.id}" if o.id else ""))
-    for g in vm.globals:
-        table.add_row("global", f"{g.driver}.{g.property}={g.value}")
+    # Rows come from the JSON form, which is redacted: secrets never reach the terminal.
+    from rich.text import Text
+
+    machine, cpu = doc["machine"], doc["cpu"]
+    rows = [
+        ("binary", doc["binary"] or "-"),
+        ("machine", (machine["type"] or "(default)") + _kv(machine["options"])),
+        ("accel", ":".join(doc["accel"]) or "(default)"),
+        ("cpu", (cpu["model"] or "(machine default)") + _kv(cpu["features"]) + _kv(cpu["props"])),
+        ("platform", doc["platform"] or "(not pinned)"),
+    ]
+    rows += [("device", d["driver"] + _ident(d) + _kv(d["props"])) for d in doc["devices"]]
+    rows += [("netdev", n["type"] + _ident(n) + _kv(n["props"])) for n in doc["netdevs"]]
+    rows += [("object", o["qom-type"] + _ident(o) + _kv(o["props"])) for o in doc["objects"]]
+    rows += [("global", f"{g['driver']}.{g['property']}={g['value']}") for g in doc["globals"]]
+    for what, value in rows:
+        table.add_row(what, Text(value))
     _stdout().print(table)
 
 
 def _kv(props: dict) -> str:
     return (" " + ",".join(f"{k}={v}" for k, v in props.items())) if props else ""
+
+
+def _ident(item: dict) -> str:
+    return f" id={item['id']}" if item.get("id") else ""
 
 
 @app.command()

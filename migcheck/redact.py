@@ -1,0 +1,225 @@
+"""Keep secrets that appear on a QEMU command line out of everything migcheck prints.
+
+A command line can carry credentials: ``-object secret,id=sec0,data=...``, a SPICE or iSCSI
+``password=``, a Ceph key inside ``file=rbd:pool/img:id=admin:key=AQB...``, a password in a
+URL, an environment assignment such as ``DB_PASSWORD=...``. migcheck never needs any of them
+to judge a migration, so every output path (``VmSpec.to_json()``, the JSON, table, JUnit and
+Markdown reports, error messages) replaces them with :data:`REDACTED`.
+
+The rules, and why (SECURITY.md has the threat model):
+
+* A property whose name (after the last ``.``, case and ``_``/``-`` folded) is ``password``,
+  ``passwd``, ``passphrase``, ``pass``, ``secret``, ``key``, ``psk`` or ``token``, or ends in
+  ``-password``/``-passwd``/``-passphrase``/``-pass``, holds a secret itself: SPICE
+  ``password=``, ``-iscsi password=``, ``file.password``, Ceph ``key=``, Ansible-style
+  ``ansible_ssh_pass``. ``secret`` alone is ambiguous (an ID in some drivers), so it is
+  redacted: hiding an ID costs nothing, showing a password would.
+* ``data`` and ``iv`` of a ``secret`` object (``-object secret,...`` and its JSON form) are the
+  secret and the material that decrypts it. On any other object or device ``data`` is
+  ordinary (``-device loader,data=0x1``), so it stays.
+* References stay: ``key-secret=sec0``, ``password-secret=sec0``, ``passwordid=``, ``keyid=``,
+  ``tls-creds=``, ``tls-authz=`` name another object by ID; the ID is not a secret and shows
+  how the guest is wired. So do paths (``file=`` of a secret object, ``dir=`` of
+  ``tls-creds-psk``, ``keyring=``/``conf=`` in an rbd filename): a path names where a secret
+  lives, and reading it needs the host's permissions.
+* Inside any string value: the ``key=`` (or other secret name above) of a colon-separated
+  Ceph ``rbd:`` filename, the password of a URL's ``user:password@`` (``iscsi://user%pass@``
+  for iSCSI), and the value of a systemd credential ``io.systemd.credential:NAME=VALUE``
+  (``-smbios type=11,value=...``).
+* Environment assignments: a name containing ``PASSWORD``, ``PASSWD``, ``PASSPHRASE``,
+  ``SECRET``, ``TOKEN`` or ``CREDENTIAL``, or with a ``_``-separated word ``KEY``, ``APIKEY``,
+  ``PSK`` or one ending in ``PASS`` (``AWS_SECRET_ACCESS_KEY``, ``SSHPASS``, ``MY_PASS``; not
+  ``PWD``, the working directory, nor ``XKB_KEYMAP``).
+
+Booleans such as VNC's ``password=on`` are redacted too: the rule is about the name, and
+knowing that a flag was on is not worth a rule that could miss a real password.
+Redaction is display-only: checks read the parsed :class:`~migcheck.vm.VmSpec` unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "REDACTED",
+    "is_secret_env",
+    "is_secret_prop",
+    "redact_env",
+    "redact_json",
+    "redact_props",
+    "redact_text",
+    "redact_value",
+]
+
+REDACTED = "<redacted>"
+
+_SECRET_NAMES = frozenset(
+    {"password", "passwd", "passphrase", "pass", "secret", "key", "psk", "token"}
+)
+_SECRET_SUFFIXES = ("-password", "-passwd", "-passphrase", "-pass")
+# Object types whose "data"/"iv" are secret material (qom/secret.c: data, file, format,
+# keyid, iv). Only "secret" carries inline data; secret_keyring has a key serial number.
+_SECRET_OBJECT_PROPS: Mapping[str, frozenset[str]] = {"secret": frozenset({"data", "iv"})}
+
+_ENV_SUBSTRINGS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL")
+_ENV_WORDS = frozenset({"PASS", "KEY", "APIKEY", "PSK"})
+
+
+def _norm(name: str) -> str:
+    return name.rsplit(".", 1)[-1].strip().lower().replace("_", "-")
+
+
+def is_secret_prop(name: Any, kind: str | None = None) -> bool:
+    """True when a property called ``name`` (of a ``kind`` object/device) holds a secret."""
+    if not isinstance(name, str):
+        return False
+    norm = _norm(name)
+    if norm in _SECRET_NAMES or norm.endswith(_SECRET_SUFFIXES):
+        return True
+    return kind is not None and norm in _SECRET_OBJECT_PROPS.get(kind, frozenset())
+
+
+def is_secret_env(name: str) -> bool:
+    """True when an environment variable called ``name`` holds a secret."""
+    upper = name.upper()
+    if any(word in upper for word in _ENV_SUBSTRINGS):
+        return True
+    return any(word in _ENV_WORDS or word.endswith("PASS") for word in upper.split("_"))
+
+
+# --------------------------------------------------------------------------- inside strings
+
+# A secret-named pair in a colon-separated string: rbd:pool/img:id=admin:key=AQB...:conf=...
+# ("\:" escapes a colon in rbd filenames). The value stops at a colon, comma or blank.
+_COLON_PAIR = re.compile(r"(?<=:)(?P<key>[A-Za-z0-9_.-]+)=(?P<value>(?:\\.|[^:,\s\\'\"])*)")
+# iSCSI URLs put the password after "%": iscsi://user%password@portal/iqn/lun.
+_ISCSI_USERINFO = re.compile(r"(?P<head>\biscsi://[^%@/\s:]*%)(?P<value>[^@/\s]*)(?=@)", re.I)
+# Any other URL: scheme://user:password@host.
+_URL_USERINFO = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)(?P<value>[^@/\s]*)(?=@)"
+)
+# systemd credentials passed in through SMBIOS type 11 or fw_cfg.
+_SYSTEMD_CREDENTIAL = re.compile(
+    r"(?P<head>io\.systemd\.credential(?:\.binary)?:[^=\s,]+=)(?P<value>(?:,,|[^,\s'\"])*)"
+)
+
+
+def _scrub(text: str) -> str:
+    """Secrets embedded in one string value (rbd keys, URL passwords, systemd credentials)."""
+    if "=" in text:
+        text = _COLON_PAIR.sub(_colon_pair, text)
+        text = _SYSTEMD_CREDENTIAL.sub(lambda m: m["head"] + _hide(m["value"]), text)
+    if "://" in text:
+        text = _ISCSI_USERINFO.sub(lambda m: m["head"] + _hide(m["value"]), text)
+        text = _URL_USERINFO.sub(lambda m: m["head"] + _hide(m["value"]), text)
+    return text
+
+
+def _hide(value: str) -> str:
+    return REDACTED if value else value
+
+
+def _colon_pair(m: re.Match[str]) -> str:
+    if is_secret_prop(m["key"]):
+        return f"{m['key']}={_hide(m['value'])}"
+    return m[0]
+
+
+# --------------------------------------------------------------------------- structured values
+
+
+def redact_value(key: Any, value: Any, kind: str | None = None) -> Any:
+    """``value`` of property ``key`` (on a ``kind`` object or device), safe to print."""
+    if value is not None and is_secret_prop(key, kind):
+        return REDACTED
+    return redact_json(value)
+
+
+def redact_props(props: Mapping[Any, Any], kind: str | None = None) -> dict[Any, Any]:
+    """A copy of a property dict with every secret value replaced; ``kind`` is the object
+    type or device driver (``"secret"`` makes ``data`` and ``iv`` secret)."""
+    if kind is None and isinstance(props.get("qom-type"), str):
+        kind = props["qom-type"]
+    return {k: redact_value(k, v, kind) for k, v in props.items()}
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A copy of leading ``NAME=value`` assignments with secret values replaced."""
+    return {k: REDACTED if is_secret_env(k) else _scrub(v) for k, v in env.items()}
+
+
+def redact_json(value: Any) -> Any:
+    """Any JSON-like value (dicts, lists, strings) with secrets replaced, recursively.
+
+    Dict keys are judged by name (:func:`is_secret_prop`), strings by :func:`redact_text`.
+    """
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return redact_props(value)
+    if isinstance(value, (list, tuple)):
+        return [redact_json(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- free text
+
+_NAME = r"(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+"
+# key=value in keyval or shell text. A name starts after a blank, a comma, a quote, "{", "("
+# or the start of the text, optionally with option dashes ("--password=x"). The value runs to
+# the next unescaped comma or blank; quoted parts and ",," (an escaped comma) belong to it.
+_KEYVAL = re.compile(
+    r"(?<![A-Za-z0-9_.:-])(?P<key>-{0,2}" + _NAME + r")="
+    r"(?P<value>(?:'[^']*'|\"(?:[^\"\\]|\\.)*\"|,,|\\.|[^,\s'\"\\])*)"
+)
+# "key": value in JSON text (a JSON -device/-object argument in a message).
+_JSON_PAIR = re.compile(
+    r"\"(?P<key>[^\"\\]*)\"\s*:\s*(?P<value>\"(?:[^\"\\]|\\.)*\"|[-+0-9A-Za-z_.]+)"
+)
+_JSON_SECRET_TYPE = re.compile(r"\"qom-type\"\s*:\s*\"secret\"")
+_KEYVAL_SECRET_WORD = re.compile(r"^['\"]?(?:secret,|(?:.*,)?qom-type=secret(?:,|$))")
+
+
+def _word_start(text: str, pos: int) -> int:
+    return max(text.rfind(c, 0, pos) for c in " \t\n\r\f\v") + 1
+
+
+def redact_text(text: str) -> str:
+    """Free text (a message, an option's value, a whole command line) with secrets replaced.
+
+    Works on keyval (``a=b,c=d``), shell words, JSON fragments and the string forms above.
+    It is a best effort for text that has no structure migcheck knows; structured data
+    goes through :func:`redact_props` instead.
+    """
+    if not isinstance(text, str) or ("=" not in text and ":" not in text):
+        return text
+
+    def keyval(m: re.Match[str]) -> str:
+        key = m["key"].lstrip("-")
+        secret = is_secret_prop(key)
+        if not secret and _norm(key) in _SECRET_OBJECT_PROPS["secret"]:
+            secret = _KEYVAL_SECRET_WORD.match(text[_word_start(text, m.start()) : m.start()])
+        if secret:
+            return f"{m['key']}={_hide(m['value'])}"
+        return m[0]
+
+    def json_pair(m: re.Match[str]) -> str:
+        key = m["key"]
+        secret = is_secret_prop(key)
+        if not secret and _norm(key) in _SECRET_OBJECT_PROPS["secret"]:
+            start = text.rfind("{", 0, m.start())
+            end = text.find("}", m.end())
+            secret = bool(
+                _JSON_SECRET_TYPE.search(text, max(start, 0), len(text) if end < 0 else end)
+            )
+        if secret:
+            return m[0][: m.start("value") - m.start()] + f'"{REDACTED}"'
+        return m[0]
+
+    if '"' in text and ":" in text:
+        text = _JSON_PAIR.sub(json_pair, text)
+    if "=" in text:
+        text = _KEYVAL.sub(keyval, text)
+    return _scrub(text)
