@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test fuzz bench lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(BIN)/ruff check migcheck tests bench
 	$(BIN)/ruff format --check migcheck tests bench
 	$(BIN)/python -m pytest -q
+
+# Property-based fuzzing of every parser at 10,000 examples each (make test runs 100).
+fuzz: $(STAMP)
+	MIGCHECK_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/test_fuzz.py -q -p no:cacheprovider
 
 # Benchmarks (root: the SSH lab needs mount namespaces). Results: BENCHMARKS.md.
 bench: $(STAMP)

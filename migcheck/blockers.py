@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migcheck.catalog import CatalogError, _read, _sources
+from migcheck.catalog import CatalogError, _read, _sources, check_option
 from migcheck.cpufeatures import canonical
 from migcheck.vm import Device, VmSpec, as_bool
 
@@ -50,9 +50,10 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
         match = entry.get("match")
         if not isinstance(match, dict) or len(match) != 1 or next(iter(match)) not in MATCH_KINDS:
             raise CatalogError(where, f"'match' needs exactly one of {', '.join(MATCH_KINDS)}")
+        _check_match(match, where)
         unless = entry.get("unless", {})
-        if not isinstance(unless, dict):
-            raise CatalogError(where, "'unless' should be a table")
+        if not isinstance(unless, dict) or not all(isinstance(c, dict) for c in unless.values()):
+            raise CatalogError(where, "'unless' should be a table of tables")
         for key in ("title", "message", "fix"):
             if not isinstance(entry.get(key), str):
                 raise CatalogError(where, f"{key!r} is missing")
@@ -71,6 +72,23 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
             )
         )
     return tuple(out)
+
+
+def _check_match(match: Mapping[str, Any], where: str) -> None:
+    """The target of each match kind has the shape triggered() reads."""
+    kind, target = next(iter(match.items()))
+    if kind in ("device", "object", "cpu_feature"):
+        if not isinstance(target, list) or not all(isinstance(t, str) for t in target):
+            raise CatalogError(where, f"match.{kind} should be a list of strings")
+    elif kind == "cpu_prop":
+        if not isinstance(target, dict):
+            raise CatalogError(where, "match.cpu_prop should be a table")
+    else:  # one option table, or a list of alternatives
+        alternatives = target if isinstance(target, list) else [target]
+        if not alternatives or not all(isinstance(a, dict) for a in alternatives):
+            raise CatalogError(where, "match.option should be a table or a list of tables")
+        for alternative in alternatives:
+            check_option(alternative, f"{where} match.option")
 
 
 def _version(value: Any, where: str) -> tuple[int, ...] | None:

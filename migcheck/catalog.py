@@ -178,6 +178,23 @@ def _need(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _optional(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``doc[key]`` if it is a ``kind`` (a bool is not a number here), None if absent."""
+    value = doc.get(key)
+    if value is not None and (
+        not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+    ):
+        raise CatalogError(where, f"{key!r} should be {kind.__name__}")
+    return value
+
+
+def _list(doc: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise CatalogError(where, f"{key!r} should be a list")
+    return value
+
+
 def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -215,29 +232,38 @@ def load_capability(path: Path, known_kvm_caps: frozenset[str]) -> Capability:
     qemu = doc.get("qemu", {})
     if not isinstance(detect, dict) or not isinstance(qemu, dict):
         raise CatalogError(where, "[detect] and [qemu] must be tables")
-    kvm_cap = detect.get("kvm_cap")
+    kvm_cap = _optional(detect, "kvm_cap", str, where)
     if kvm_cap is not None and kvm_cap not in known_kvm_caps:
         raise CatalogError(where, f"detect.kvm_cap {kvm_cap!r} is not a capability the probe asks")
+    kvm_param = _optional(detect, "kvm_param", dict, where)
+    if kvm_param is not None:  # read by platforms.HostPlatforms._direct()
+        w = f"{where} detect.kvm_param"
+        _need(kvm_param, "module", str, w)
+        _need(kvm_param, "name", str, w)
+        if "values" in kvm_param:
+            _strings(kvm_param["values"], w, "values")
     device_props = []
-    for i, dp in enumerate(qemu.get("device_props", [])):
+    for i, dp in enumerate(_list(qemu, "device_props", where)):
         w = f"{where} qemu.device_props[{i}]"
         if not isinstance(dp, dict):
             raise CatalogError(w, "should be a table")
-        machine = dp.get("default_on_machine")
-        if machine is not None and not _LINUX_RE.match(str(machine)):
+        machine = _optional(dp, "default_on_machine", str, w)
+        if machine is not None and not _LINUX_RE.match(machine):
             raise CatalogError(w, f'default_on_machine {machine!r} should look like "8.2"')
         device_props.append(
             DeviceProps(
                 drivers=_strings(dp.get("drivers"), w, "drivers") or _missing(w, "drivers"),
                 props=_strings(dp.get("props"), w, "props") or _missing(w, "props"),
-                netdev=dp.get("netdev"),
+                netdev=_optional(dp, "netdev", str, w),
                 default_on_machine=machine,
-                qemu_source=dp.get("qemu_source"),
+                qemu_source=_optional(dp, "qemu_source", str, w),
             )
         )
     options = qemu.get("options", [])
     if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
         raise CatalogError(where, "qemu.options should be a list of tables")
+    for i, option in enumerate(options):
+        check_option(option, f"{where} qemu.options[{i}]")
     return Capability(
         id=cid,
         title=_need(doc, "title", str, where),
@@ -248,8 +274,8 @@ def load_capability(path: Path, known_kvm_caps: frozenset[str]) -> Capability:
         note=str(doc.get("note", "")),
         in_platforms=_platform_flag(doc, where),
         kvm_cap=kvm_cap,
-        device=detect.get("device"),
-        kvm_param=detect.get("kvm_param"),
+        device=_optional(detect, "device", str, where),
+        kvm_param=kvm_param,
         qemu_since=str(qemu["since"]) if "since" in qemu else None,
         device_props=tuple(device_props),
         accel_props=_strings(qemu.get("accel_props"), where, "accel_props"),
@@ -259,6 +285,16 @@ def load_capability(path: Path, known_kvm_caps: frozenset[str]) -> Capability:
         sources=_sources(doc, where),
         path=str(path),
     )
+
+
+def check_option(option: Mapping[str, Any], where: str) -> None:
+    """An option match (``{ option = "netdev", key = "vhost", value = "on" }``), as
+    dependencies._option_matches() reads it."""
+    _need(option, "option", str, where)
+    _optional(option, "key", str, where)
+    value = option.get("value")
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise CatalogError(where, "'value' should be a string, number or boolean")
 
 
 def _platform_flag(doc: Mapping[str, Any], where: str) -> bool:
@@ -274,7 +310,7 @@ def _missing(where: str, key: str) -> tuple[str, ...]:
 
 def _backports(doc: Mapping[str, Any], key: str, where: str) -> tuple[Backport, ...]:
     out = []
-    for i, b in enumerate(doc.get(key, [])):
+    for i, b in enumerate(_list(doc, key, where)):
         w = f"{where} {key}[{i}]"
         if not isinstance(b, dict) or not isinstance(b.get("capability"), str):
             raise CatalogError(w, "needs a 'capability' id")
@@ -379,7 +415,7 @@ def _load_distro(path: Path, caps: Mapping[str, Capability]) -> Platform:
         kind="distro",
         linux=base,
         capabilities=frozenset(have),
-        extends=doc.get("extends"),
+        extends=_optional(doc, "extends", str, where),
         os_id=str(os_match.get("id", "")) or None,
         os_version=str(os_match.get("version_id", "")) or None,
         kernel_patterns=patterns,

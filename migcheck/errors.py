@@ -17,6 +17,12 @@ class MigcheckError(Exception):
 
     exit_code = EXIT_INPUT
 
+    def __str__(self) -> str:
+        # Messages quote hosts' stderr and files' content: never pass terminal control on.
+        from migcheck.textsafe import scrub
+
+        return scrub(super().__str__())
+
 
 class InputError(MigcheckError):
     """Bad input: malformed command line, corrupt or foreign facts, unknown option value."""

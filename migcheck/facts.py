@@ -91,26 +91,32 @@ def _limit(origin: str, where: str, value: Any, limit_key: str) -> None:
         )
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _plausible(doc: dict[str, Any], origin: str) -> None:
-    cpu = doc.get("cpu") or {}
+    # Runs before the type checks of the qemu/kvm sections: guard every type here.
+    cpu = _dict(doc.get("cpu"))
     if isinstance(cpu.get("flags"), list):
         _limit(origin, "cpu.flags", cpu["flags"], "cpu.flags")
-    kvm = doc.get("kvm") or {}
+    kvm = _dict(doc.get("kvm"))
     for key in ("capabilities", "modules"):
         if isinstance(kvm.get(key), dict):
             _limit(origin, f"kvm.{key}", kvm[key], f"kvm.{key}")
-    for name, value in (kvm.get("capabilities") or {}).items():
-        if isinstance(value, int) and not 0 <= value <= MAX_CAP_VALUE:
+    for name, value in _dict(kvm.get("capabilities")).items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_CAP_VALUE:
             raise FactsError(origin, f"kvm.capabilities.{name} = {value} is not a KVM answer")
-    kernel = doc.get("kernel") or {}
+    kernel = _dict(doc.get("kernel"))
     for key in ("release", "version"):
         if isinstance(kernel.get(key), str):
             _limit(origin, f"kernel.{key}", kernel[key], "text")
-    qemu = doc.get("qemu") or {}
+    qemu = _dict(doc.get("qemu"))
     for key in ("machines", "cpu_models"):
         if isinstance(qemu.get(key), list):
             _limit(origin, f"qemu.{key}", qemu[key], f"qemu.{key}")
-    for i, model in enumerate(qemu.get("cpu_models") or []):
+    models = qemu.get("cpu_models")
+    for i, model in enumerate(models if isinstance(models, list) else []):
         if isinstance(model, dict) and isinstance(model.get("unavailable_features"), list):
             where = f"qemu.cpu_models[{i}].unavailable_features"
             _limit(origin, where, model["unavailable_features"], "unavailable_features")
@@ -222,7 +228,16 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(origin, "JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer longer than int() accepts
         raise FactsError(origin, f"not valid JSON ({str(exc).split(':')[0]})") from None
-    return Facts(validate(doc, origin), origin)
+    return Facts(validate(_scrubbed(doc, origin), origin), origin)
+
+
+def _scrubbed(doc: Any, origin: str) -> Any:
+    from migcheck.textsafe import scrub_tree
+
+    try:
+        return scrub_tree(doc)
+    except RecursionError:
+        raise FactsError(origin, "JSON nested too deeply") from None
 
 
 def facts_from_probe_output(output: str, origin: str) -> Facts:
@@ -245,7 +260,7 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
             origin, f"the probe's output is not a facts document ({detail}; {len(text)} bytes)"
         ) from None
     try:
-        return Facts(validate(doc, origin), origin)
+        return Facts(validate(_scrubbed(doc, origin), origin), origin)
     except FactsError as exc:
         raise HostError(origin, f"the probe's output is not usable: {exc.problem}") from None
 

@@ -44,9 +44,16 @@ def parse_host(text: str) -> HostRef:
         return HostRef("local", raw, "local")
     if raw.startswith("ssh://"):
         return _parse_ssh(raw, raw[len("ssh://") :].rstrip("/"))
-    if raw.endswith(".json") or Path(raw).is_file() or "/" in raw:
+    if raw.endswith(".json") or _is_file(raw) or "/" in raw:
         return HostRef("file", raw, raw)
     return _parse_ssh(raw, raw)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. ENAMETOOLONG: then it is no file of ours either
+        return False
 
 
 def _parse_ssh(text: str, rest: str) -> HostRef:

@@ -38,6 +38,7 @@ Redaction is display-only: checks read the parsed :class:`~migcheck.vm.VmSpec` u
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -179,11 +180,30 @@ _JSON_PAIR = re.compile(
     r"\"(?P<key>[^\"\\]*)\"\s*:\s*(?P<value>\"(?:[^\"\\]|\\.)*\"|[-+0-9A-Za-z_.]+)"
 )
 _JSON_SECRET_TYPE = re.compile(r"\"qom-type\"\s*:\s*\"secret\"")
-_KEYVAL_SECRET_WORD = re.compile(r"^['\"]?(?:secret,|(?:.*,)?qom-type=secret(?:,|$))")
+# A shell word that defines a secret object in keyval syntax.
+_KEYVAL_SECRET_WORD = re.compile(r"^['\"]?secret,|(?:^|[,'\"])qom-type=secret(?:$|[,'\"])")
+_WORD = re.compile(r"\S+")
 
 
-def _word_start(text: str, pos: int) -> int:
-    return max(text.rfind(c, 0, pos) for c in " \t\n\r\f\v") + 1
+class _Marks:
+    """Sorted offsets where a pattern matches, found once: each look-up is O(log n), so
+    text with many pairs stays linear (no rescanning from every match)."""
+
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self.spans = [(m.start(), m.end()) for m in pattern.finditer(text)]
+        self.starts = [start for start, _ in self.spans]
+
+    def last_start_before(self, pos: int) -> int:
+        i = bisect.bisect_right(self.starts, pos) - 1
+        return self.starts[i] if i >= 0 else -1
+
+    def first_start_from(self, pos: int) -> int:
+        i = bisect.bisect_left(self.starts, pos)
+        return self.starts[i] if i < len(self.starts) else -1
+
+    def span_around(self, pos: int) -> tuple[int, int] | None:
+        i = bisect.bisect_right(self.starts, pos) - 1
+        return self.spans[i] if i >= 0 and self.spans[i][1] > pos else None
 
 
 def redact_text(text: str) -> str:
@@ -191,35 +211,64 @@ def redact_text(text: str) -> str:
 
     Works on keyval (``a=b,c=d``), shell words, JSON fragments and the string forms above.
     It is a best effort for text that has no structure migcheck knows; structured data
-    goes through :func:`redact_props` instead.
+    goes through :func:`redact_props` instead. Linear in the length of the text.
     """
     if not isinstance(text, str) or ("=" not in text and ":" not in text):
         return text
+    if '"' in text and ":" in text:
+        text = _redact_json_pairs(text)
+    if "=" in text:
+        text = _redact_keyval(text)
+    return _scrub(text)
 
-    def keyval(m: re.Match[str]) -> str:
-        key = m["key"].lstrip("-")
-        secret = is_secret_prop(key)
-        if not secret and _norm(key) in _SECRET_OBJECT_PROPS["secret"]:
-            secret = _KEYVAL_SECRET_WORD.match(text[_word_start(text, m.start()) : m.start()])
-        if secret:
-            return f"{m['key']}={_hide(m['value'])}"
-        return m[0]
 
-    def json_pair(m: re.Match[str]) -> str:
+def _redact_json_pairs(text: str) -> str:
+    marks: dict[str, _Marks] = {}  # built on the first "data"/"iv" only
+
+    def secret_object_around(start: int, end: int) -> bool:
+        if not marks:
+            marks["{"] = _Marks(text, re.compile(r"\{"))
+            marks["}"] = _Marks(text, re.compile(r"\}"))
+            marks["secret"] = _Marks(text, _JSON_SECRET_TYPE)
+        lo = max(marks["{"].last_start_before(start), 0)
+        hi = marks["}"].first_start_from(end)
+        found = marks["secret"].first_start_from(lo)
+        return found >= 0 and (hi < 0 or found < hi)
+
+    def pair(m: re.Match[str]) -> str:
         key = m["key"]
         secret = is_secret_prop(key)
         if not secret and _norm(key) in _SECRET_OBJECT_PROPS["secret"]:
-            start = text.rfind("{", 0, m.start())
-            end = text.find("}", m.end())
-            secret = bool(
-                _JSON_SECRET_TYPE.search(text, max(start, 0), len(text) if end < 0 else end)
-            )
+            secret = secret_object_around(m.start(), m.end())
         if secret:
             return m[0][: m.start("value") - m.start()] + f'"{REDACTED}"'
         return m[0]
 
-    if '"' in text and ":" in text:
-        text = _JSON_PAIR.sub(json_pair, text)
-    if "=" in text:
-        text = _KEYVAL.sub(keyval, text)
-    return _scrub(text)
+    return _JSON_PAIR.sub(pair, text)
+
+
+def _redact_keyval(text: str) -> str:
+    words: list[_Marks] = []  # built on the first "data"/"iv" only
+    secret_words: dict[int, bool] = {}
+
+    def in_secret_word(pos: int) -> bool:
+        if not words:
+            words.append(_Marks(text, _WORD))
+        span = words[0].span_around(pos)
+        if span is None:
+            return False
+        if span[0] not in secret_words:
+            word = text[span[0] : span[1]]  # a slice: "^" does not anchor at search(pos)
+            secret_words[span[0]] = bool(_KEYVAL_SECRET_WORD.search(word))
+        return secret_words[span[0]]
+
+    def pair(m: re.Match[str]) -> str:
+        key = m["key"].lstrip("-")
+        secret = is_secret_prop(key)
+        if not secret and _norm(key) in _SECRET_OBJECT_PROPS["secret"]:
+            secret = in_secret_word(m.start())
+        if secret:
+            return f"{m['key']}={_hide(m['value'])}"
+        return m[0]
+
+    return _KEYVAL.sub(pair, text)
