@@ -791,7 +791,7 @@ def test_redact_text(text: str) -> None:
     assert redact_text(out) == out  # redacting twice changes nothing
 
 
-# --------------------------------------------------------------------------- known gaps
+# --------------------------------------------------------------------------- terminal safety
 
 
 @pytest.mark.parametrize("command", ["pair", "host"])
