@@ -8,6 +8,7 @@ facts, so they are replaced once, where documents are loaded and where errors ar
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -20,11 +21,29 @@ def scrub(text: str) -> str:
 
 
 def scrub_tree(value: Any) -> Any:
-    """A JSON-like tree with every string (keys included) scrubbed."""
+    """A JSON-like tree with every string (keys included) scrubbed.
+
+    Containers are copied only from the first change on: a clean document comes back as the
+    same object, so loading a large one does not hold it twice in memory.
+    """
     if isinstance(value, str):
         return scrub(value) if _CONTROL.search(value) else value
     if isinstance(value, dict):
-        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
+        out: dict[Any, Any] | None = None
+        for i, (key, item) in enumerate(value.items()):
+            new_key, new_item = scrub_tree(key), scrub_tree(item)
+            if out is None and (new_key is not key or new_item is not item):
+                out = dict(itertools.islice(value.items(), i))
+            if out is not None:
+                out[new_key] = new_item
+        return value if out is None else out
     if isinstance(value, list):
-        return [scrub_tree(v) for v in value]
+        copy: list[Any] | None = None
+        for i, item in enumerate(value):
+            new_item = scrub_tree(item)
+            if copy is None and new_item is not item:
+                copy = value[:i]
+            if copy is not None:
+                copy.append(new_item)
+        return value if copy is None else copy
     return value
