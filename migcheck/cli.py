@@ -370,8 +370,9 @@ def _save_results(results: list[HostResult], out: Path) -> None:
 
 
 def file_name_for_text(text: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text).lstrip(".")
-    return f"{safe or 'host'}.json"
+    from migcheck.gather import safe_file_stem
+
+    return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
 
 @app.command("probe-script")

@@ -301,9 +301,14 @@ def running_guest(facts: Facts, name: str) -> VmSpec:
     return parse_cmdline(shlex.join(argv), f"{facts.name}:{name} (pid {matches[0].get('pid')})")
 
 
+def safe_file_stem(text: str) -> str:
+    """``text`` with every character but letters, digits and ``._-`` replaced by ``_``."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+
+
 def file_name_for(facts: Facts) -> str:
     """A safe file name for saved facts: the host name with path characters replaced."""
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in facts.name)
+    name = safe_file_stem(facts.name)
     if not name or name.startswith("."):
         raise InputError(f"cannot derive a file name from host name {facts.name!r}")
     return f"{name}.json"
