@@ -1,4 +1,4 @@
-"""QEMU migration blockers as data (``platforms/qemu/blockers.toml``).
+"""QEMU migration blockers as data (``migcheck/catalog/data/qemu/blockers.toml``).
 
 Each entry is a configuration QEMU itself refuses to live-migrate (it registers a
 migration blocker or marks a device unmigratable), with the condition that lifts it and

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from migcheck.catalog import Catalog, Platform, default_catalog_dir
-from migcheck.checks import accel, cpu, machine
-from migcheck.checks.base import Context, Status
+from migcheck.checks.base import Context, Finding, Status
+from migcheck.checks.registry import registered
 from migcheck.facts import Facts
 from migcheck.pair import PairReport, check_pair
 from migcheck.platforms import host_platforms, recommended_pin
@@ -110,6 +110,7 @@ class FleetResult:
     host_class: dict[str, str]  # host name -> class id
     failed_hosts: dict[str, str]  # host name -> why it could not be gathered
     runnable: dict[tuple[int, str], bool | None]  # (guest, class) -> can the guest run there
+    cannot_start: dict[tuple[int, str], list[Finding]]  # why, where runnable is False
     cells: dict[tuple[int, str, str], Cell]
     common_platform: Platform | None
     baseline_cpu: str | None
@@ -140,14 +141,20 @@ class FleetResult:
         return out
 
 
-def can_run(vm: VmSpec, facts: Facts, catalog: Catalog) -> bool | None:
-    """Can this host start the guest at all (machine type, CPU model, KVM)?"""
+def start_findings(vm: VmSpec, facts: Facts, catalog: Catalog) -> list[Finding]:
+    """The findings of every check that gates "can the guest start here" (the registry's
+    ``gates_start``), judged with the host as both source and destination."""
     ctx = Context(vm, facts, facts, catalog)
-    statuses = [
-        f.status
-        for check in (machine.check_type, cpu.check_model, accel.check_kvm)
-        for f in check(ctx)
-    ]
+    return [f for info in registered() if info.gates_start for f in info.func(ctx)]
+
+
+def can_run(vm: VmSpec, facts: Facts, catalog: Catalog) -> bool | None:
+    """Can this host start the guest at all?"""
+    return _runnable(start_findings(vm, facts, catalog))
+
+
+def _runnable(findings: Sequence[Finding]) -> bool | None:
+    statuses = {f.status for f in findings}
     if Status.FAIL in statuses:
         return False
     if Status.UNKNOWN in statuses:
@@ -181,10 +188,14 @@ def evaluate(
 ) -> FleetResult:
     classes, host_class = classify(hosts)
     runnable: dict[tuple[int, str], bool | None] = {}
+    blocked: dict[tuple[int, str], list[Finding]] = {}
     cells: dict[tuple[int, str, str], Cell] = {}
     for g, vm in enumerate(guests):
         for c in classes:
-            runnable[(g, c.id)] = can_run(vm, c.facts, catalog)
+            found = start_findings(vm, c.facts, catalog)
+            runnable[(g, c.id)] = _runnable(found)
+            if runnable[(g, c.id)] is False:
+                blocked[(g, c.id)] = [f for f in found if f.status is Status.FAIL]
         for a in classes:
             if runnable[(g, a.id)] is False:
                 continue
@@ -207,6 +218,7 @@ def evaluate(
         host_class=host_class,
         failed_hosts=dict(failed_hosts or {}),
         runnable=runnable,
+        cannot_start=blocked,
         cells=cells,
         common_platform=recommended_pin(hps) if hps else None,
         baseline_cpu=baseline_cpu([c.facts for c in classes], catalog.root or None),

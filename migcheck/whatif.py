@@ -7,7 +7,7 @@ Assumed facts are recomputed from the catalog, never measured, and say so: they 
   dropped and kernel-version capabilities up to X.Y are added. Hardware- or
   config-dependent capabilities keep today's answer.
 - ``qemu=X.Y.Z``: the version becomes X.Y.Z and the x86 machine types, aliases, default
-  and deprecations become those of release X.Y (``platforms/qemu/releases.toml``). CPU
+  and deprecations become those of release X.Y (``migcheck/catalog/data/qemu/releases.toml``). CPU
   model availability and the host CPU expansion keep today's values.
 - ``os=DISTRO-VERSION``: the host becomes that distro platform (``linux-DISTRO-VERSION``),
   os-release included.

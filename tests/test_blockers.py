@@ -1,4 +1,4 @@
-"""Migration blockers from platforms/qemu/blockers.toml, on real command lines."""
+"""Migration blockers from migcheck/catalog/data/qemu/blockers.toml, on real command lines."""
 
 from __future__ import annotations
 

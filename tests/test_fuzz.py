@@ -509,7 +509,7 @@ def test_parse_os_release(text: str) -> None:
 
 # --------------------------------------------------------------------------- catalog, blockers
 
-PLATFORMS = ROOT / "platforms"
+PLATFORMS = ROOT / "migcheck" / "catalog" / "data"
 
 
 class CatalogCopy:

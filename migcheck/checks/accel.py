@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from migcheck.checks.base import Context, Finding, Status, unknown
+from migcheck.checks.registry import check
 
 
 def _wants_kvm(ctx: Context) -> tuple[bool, str]:
@@ -17,6 +18,12 @@ def _wants_kvm(ctx: Context) -> tuple[bool, str]:
     return False, "no accelerator given (QEMU defaults to TCG)"
 
 
+@check(
+    "accel.kvm",
+    reads=("kvm.present", "kvm.usable", "kvm.error_open", "qemu.kvm"),
+    summary="a KVM guest finds usable KVM on the destination",
+    gates_start=True,
+)
 def check_kvm(ctx: Context) -> list[Finding]:
     cid = "accel.kvm"
     wants, how = _wants_kvm(ctx)

@@ -82,6 +82,21 @@ def unknown(check_id: str, *reasons: str | None) -> Finding:
     return Finding(check_id, Status.UNKNOWN, f"cannot judge: {why}")
 
 
+# What host platform evidence reads (migcheck.platforms.HostPlatforms): checks that ask
+# ctx.src_platforms / ctx.dst_platforms declare these.
+PLATFORM_READS = frozenset(
+    {
+        "kernel.release",
+        "os.id",
+        "os.id_like",
+        "os.version_id",
+        "kvm.capabilities",
+        "kvm.modules",
+        "devices.*",
+        "assumed.platform",
+    }
+)
+
 _KVM_DEPENDENT = {"cpu_models", "host_cpu"}  # QEMU answers these per accelerator
 
 

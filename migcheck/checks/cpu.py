@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.registry import check
 from migcheck.cpufeatures import canonical, canonical_props, canonical_set
 from migcheck.facts import Facts
 
@@ -122,6 +123,21 @@ def _enforced(ctx: Context) -> bool:
     return bool(_wanted(ctx).get("enforce"))
 
 
+@check(
+    "cpu.model",
+    reads=(
+        "qemu.machines",
+        "qemu.cpu_models",
+        "qemu.kvm",
+        "kvm.present",
+        "kvm.usable",
+        "kvm.error_open",
+    ),
+    summary=(
+        "the named CPU model exists and is usable (no unavailable features) on the destination"
+    ),
+    gates_start=True,
+)
 def check_model(ctx: Context) -> list[Finding]:
     cid = "cpu.model"
     reasons = missing_qemu(ctx, "cpu_models")
@@ -227,6 +243,11 @@ def check_model(ctx: Context) -> list[Finding]:
     ]
 
 
+@check(
+    "cpu.features",
+    reads=("qemu.host_cpu", "qemu.kvm", "kvm.present", "kvm.usable", "kvm.error_open"),
+    summary="every CPU feature switched on explicitly is available on the destination",
+)
 def check_features(ctx: Context) -> list[Finding]:
     cid = "cpu.features"
     wanted = sorted(f for f, on in _wanted(ctx).items() if on and is_cpuid_feature(f))
@@ -266,6 +287,18 @@ def check_features(ctx: Context) -> list[Finding]:
     return [Finding(cid, Status.PASS, f"{_fmt(wanted)} available on both hosts", wanted, wanted)]
 
 
+@check(
+    "cpu.passthrough",
+    reads=(
+        "qemu.host_cpu",
+        "qemu.kvm",
+        "kvm.present",
+        "kvm.usable",
+        "kvm.error_open",
+        "cpu.vendor",
+    ),
+    summary="-cpu host/max: the destination passes through every feature the source does",
+)
 def check_passthrough(ctx: Context) -> list[Finding]:
     cid = "cpu.passthrough"
     model = ctx.vm.cpu.model
@@ -358,6 +391,11 @@ def _nested_enabled(facts: Facts, feature: str) -> tuple[bool | None, str]:
     return value in ("Y", "y", "1"), f"{module}.nested = {value}"
 
 
+@check(
+    "cpu.nested",
+    reads=("qemu.machines", "qemu.cpu_models", "qemu.host_cpu", "kvm.modules"),
+    summary="a guest that sees vmx/svm needs nested KVM on the destination",
+)
 def check_nested(ctx: Context) -> list[Finding]:
     """A guest that sees vmx/svm runs its own VMs; the destination must allow nesting."""
     cid = "cpu.nested"
@@ -391,6 +429,11 @@ def check_nested(ctx: Context) -> list[Finding]:
     return [Finding(cid, Status.PASS, f"the guest sees {feature}; destination {why}", None, why)]
 
 
+@check(
+    "cpu.migratable",
+    reads=(),
+    summary="the CPU is not marked migratable=off",
+)
 def check_migratable(ctx: Context) -> list[Finding]:
     """``-cpu host,migratable=off`` passes through features QEMU marks unmigratable."""
     cid = "cpu.migratable"

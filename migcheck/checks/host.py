@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from migcheck.checks.base import Context, Finding, Status
+from migcheck.checks.base import PLATFORM_READS, Context, Finding, Status, unknown
+from migcheck.checks.platform import guest_deps
+from migcheck.checks.registry import check
+from migcheck.platforms import Has
 
 
 def _memory_paths(ctx: Context) -> list[str]:
@@ -16,6 +19,11 @@ def _memory_paths(ctx: Context) -> list[str]:
     return sorted(set(paths))
 
 
+@check(
+    "host.memory",
+    reads=(),
+    summary="file-backed or hugepage guest memory needs the same path on the destination",
+)
 def check_memory(ctx: Context) -> list[Finding]:
     """File-backed or hugepage memory needs the same path (and enough pages) on the
     destination; facts cannot tell free hugepages at migration time, so this warns."""
@@ -35,5 +43,61 @@ def check_memory(ctx: Context) -> list[Finding]:
             destination=None,
             fix="check the mount and free pages on the destination (e.g. /proc/meminfo "
             "HugePages_Free) before migrating",
+        )
+    ]
+
+
+@check(
+    "host.features",
+    reads=PLATFORM_READS,
+    summary=(
+        "hardware- or configuration-dependent host features the guest uses (SEV, on "
+        "SGX, AMX, Hyper-V, vhost-net) exist the destination"
+    ),
+)
+def check_host_features(ctx: Context) -> list[Finding]:
+    """Capabilities that depend on the destination's hardware or configuration (SEV, SGX,
+    AMX, Hyper-V enlightenments, vhost-net, ...): the guest's use must be backed there."""
+    cid = "host.features"
+    deps = {c: d for c, d in guest_deps(ctx).items() if not d.capability.in_platforms}
+    if not deps:
+        return [
+            Finding(
+                cid, Status.PASS, "the guest uses no hardware- or config-dependent host feature"
+            )
+        ]
+    src, dst = ctx.src_platforms, ctx.dst_platforms
+    lacking = [c for c in deps if dst.has(c) is Has.NO]
+    unsure = [c for c in deps if dst.has(c) is Has.UNKNOWN]
+    if lacking:
+        lines = [
+            f"{ctx.platforms.capabilities[c].title} ({dst.evidence[c].why}), used by "
+            + "; ".join(deps[c].reasons)
+            for c in sorted(lacking)
+        ]
+        return [
+            Finding(
+                cid,
+                Status.FAIL,
+                "the destination lacks: " + " | ".join(lines),
+                source=sorted(c for c in deps if src.has(c) is Has.YES),
+                destination=sorted(c for c in deps if dst.has(c) is Has.YES),
+                fix="enable the feature on the destination (module, device node, BIOS) or "
+                "remove its use from the guest",
+            )
+        ]
+    if unsure:
+        return [
+            unknown(
+                cid, *(f"{c} on the destination: {dst.evidence[c].why}" for c in sorted(unsure))
+            )
+        ]
+    return [
+        Finding(
+            cid,
+            Status.PASS,
+            "the destination has every host feature the guest uses: " + ", ".join(sorted(deps)),
+            source=sorted(deps),
+            destination=sorted(deps),
         )
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.registry import check
 from migcheck.facts import Facts
 
 _VERSIONED_RE = re.compile(r"^(?P<family>.*?)-?(?P<ver>(?:rhel)?\d+(?:\.\d+)*)$")
@@ -41,6 +42,12 @@ def _requested(ctx: Context) -> str:
     return ctx.vm.machine.type or "(default machine)"
 
 
+@check(
+    "machine.type",
+    reads=("qemu.machines", "qemu.version"),
+    summary="the machine type (versioned, alias or default) exists on the destination",
+    gates_start=True,
+)
 def check_type(ctx: Context) -> list[Finding]:
     cid = "machine.type"
     reasons = missing_qemu(ctx, "machines")
@@ -101,6 +108,11 @@ def check_type(ctx: Context) -> list[Finding]:
     ]
 
 
+@check(
+    "machine.alias",
+    reads=("qemu.machines",),
+    summary="an alias or default machine resolves to the same versioned type on both hosts",
+)
 def check_alias(ctx: Context) -> list[Finding]:
     cid = "machine.alias"
     reasons = missing_qemu(ctx, "machines")

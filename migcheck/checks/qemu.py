@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.registry import check
 
 
+@check(
+    "qemu.version",
+    reads=("qemu.version",),
+    summary="the destination QEMU is not older than the source's",
+)
 def check_version(ctx: Context) -> list[Finding]:
     cid = "qemu.version"
     reasons = missing_qemu(ctx, "version")

@@ -23,8 +23,7 @@ from typing import Any
 
 from migcheck import __version__
 from migcheck.catalog import Catalog, platform_sort_key
-from migcheck.checks import accel, cpu, machine
-from migcheck.checks.base import Context, Finding, Status
+from migcheck.checks.base import Finding
 from migcheck.fleet import Change, FleetResult, HostClass
 from migcheck.platforms import reduced_graph
 from migcheck.report.fleet import fleet_json
@@ -204,24 +203,6 @@ def _catalog(result: FleetResult) -> Catalog:
     from migcheck.catalog import shipped_catalog
 
     return shipped_catalog()
-
-
-def _cannot_run_findings(
-    result: FleetResult, catalog: Catalog
-) -> dict[tuple[int, str], list[Finding]]:
-    """Why a guest cannot start on a class: the failing checks ``can_run`` looks at."""
-    out: dict[tuple[int, str], list[Finding]] = {}
-    for (g, cid), ok in result.runnable.items():
-        if ok is False:
-            facts = result.class_by_id(cid).facts
-            ctx = Context(result.guests[g], facts, facts, catalog)
-            out[(g, cid)] = [
-                f
-                for check in (machine.check_type, cpu.check_model, accel.check_kvm)
-                for f in check(ctx)
-                if f.status is Status.FAIL
-            ]
-    return out
 
 
 # --- cells ---------------------------------------------------------------------------------
@@ -635,7 +616,7 @@ def render_html(result: FleetResult, changes: Sequence[Change] | None = None) ->
     catalog = _catalog(result)
     doc = fleet_json(result, changes)
     verdicts = cell_verdicts(result)
-    blocked = _cannot_run_findings(result, catalog)
+    blocked = result.cannot_start
     parts = [_headline(result, doc, verdicts), _classes_table(doc)]
     if result.guests:
         parts.append(_legend())

@@ -1,7 +1,7 @@
 """The platform catalog: capabilities, upstream and distro platforms, loaded from TOML.
 
-Format: ``platforms/SCHEMA.md``. Loading validates everything a check relies on; a broken
-catalog (unknown capability, bad version, inconsistent parent, cycle) is an
+Format: ``data/SCHEMA.md`` beside this module. Loading validates everything a check relies
+on; a broken catalog (unknown capability, bad version, inconsistent parent, cycle) is an
 :class:`InputError` naming the file and the entry, never a wrong verdict.
 """
 
@@ -28,18 +28,14 @@ AREAS = {"tap", "vhost", "kvm", "cpu", "memory", "confidential", "hyperv"}
 
 
 def default_catalog_dir() -> Path:
-    """The catalog: ``$MIGCHECK_PLATFORMS`` if set, else ``platforms/`` beside the package
-    (source tree and editable installs) or inside it."""
+    """The catalog: ``$MIGCHECK_PLATFORMS`` if set, else the data shipped inside the package
+    (``migcheck/catalog/data``), so a wheel installed anywhere finds it."""
     import os
 
     override = os.environ.get("MIGCHECK_PLATFORMS")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "platforms", here.parent / "platforms"):
-        if (candidate / "upstream.toml").is_file():
-            return candidate
-    return here.parent / "platforms"
+    return Path(__file__).resolve().parent / "data"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from migcheck.blockers import triggered
 from migcheck.checks.base import Context, Finding, Status
+from migcheck.checks.registry import check
 
 
+@check(
+    "blocker",
+    "blocker.*",
+    reads=("qemu.version",),
+    summary="the configuration is not one QEMU refuses to live-migrate (catalogued blockers)",
+)
 def check_blockers(ctx: Context) -> list[Finding]:
     hits = triggered(ctx.vm, ctx.platforms.blockers, ctx.src.qemu_version_tuple)
     if not hits:
