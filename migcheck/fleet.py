@@ -21,7 +21,7 @@ from typing import Any
 
 from migcheck.catalog import Catalog, Platform, default_catalog_dir
 from migcheck.checks.base import Context, Finding, Status
-from migcheck.checks.registry import registered
+from migcheck.checks.registry import declared_reads, registered
 from migcheck.facts import Facts
 from migcheck.pair import PairReport, check_pair
 from migcheck.platforms import host_platforms, recommended_pin
@@ -33,43 +33,51 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# What the checks read. Volatile fields (probe timing, gather time, host name, binary
-# mtime, microcode, CPU count) stay out, so identical hypervisors share a class.
-_FINGERPRINT_KEYS: Mapping[str, tuple[str, ...]] = {
-    "kernel": ("release", "error"),
-    "os": ("id", "id_like", "version_id", "error"),
-    "cpu": ("vendor", "error"),
-    "kvm": ("present", "usable", "capabilities", "modules", "error"),
-    "devices": (),
-    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "error"),
-}
+
+def _class_key_paths() -> dict[str, tuple[str, ...]]:
+    """Per top-level facts key, the keys the registered checks declare they read (``*``: the
+    whole section). Every section a check touches also contributes its ``error``: a section
+    that could not be gathered judges differently from one that could."""
+    by_section: dict[str, set[str]] = {}
+    for path in declared_reads():
+        section, _, key = path.partition(".")
+        by_section.setdefault(section, {"error"}).add(key or "*")
+    return {s: tuple(sorted(keys)) for s, keys in sorted(by_section.items())}
+
+
+@cache
+def class_key_paths() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(_class_key_paths().items())
 
 
 def _section_hash(blob: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _hash_section(name: str, section: Any, seen: dict[int, tuple[Any, str]]) -> str:
+def _hash_section(keys: tuple[str, ...], section: Any, seen: dict[int, tuple[Any, str]]) -> str:
     # Fleets built from variations share section objects: within one classification each
     # object is hashed once (``seen`` holds it, so its id cannot be reused meanwhile).
     hit = seen.get(id(section))
     if hit is not None and hit[0] is section:
         return hit[1]
-    keys = _FINGERPRINT_KEYS[name]
-    use_keys = isinstance(section, Mapping) and keys
-    data = {k: section.get(k) for k in keys} if use_keys else section
+    if isinstance(section, Mapping) and "*" not in keys:
+        data: Any = {k: section.get(k) for k in keys if k in section}
+    else:
+        data = section
     digest = _section_hash(json.dumps(data, sort_keys=True, default=str))
     seen[id(section)] = (section, digest)
     return digest
 
 
 def fingerprint(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) -> str:
-    """A digest of the facts the checks read; equal digests judge identically."""
+    """A digest of exactly the facts the registered checks declare they read: equal digests
+    judge identically, and fields no check reads (microcode, /proc/version text, probe
+    timings, the host name) do not split a class."""
     cache = {} if seen is None else seen
-    parts = [_hash_section(n, facts.doc.get(n), cache) for n in _FINGERPRINT_KEYS]
-    assumed = facts.doc.get("assumed")
-    if assumed:
-        parts.append(json.dumps(assumed, sort_keys=True))
+    parts = [
+        f"{name}:{_hash_section(keys, facts.doc.get(name), cache)}"
+        for name, keys in class_key_paths()
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

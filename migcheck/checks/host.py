@@ -49,7 +49,7 @@ def check_memory(ctx: Context) -> list[Finding]:
 
 @check(
     "host.features",
-    reads=PLATFORM_READS,
+    reads=PLATFORM_READS | {"qemu.machines"},
     summary=(
         "hardware- or configuration-dependent host features the guest uses (SEV, on "
         "SGX, AMX, Hyper-V, vhost-net) exist the destination"
