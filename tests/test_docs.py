@@ -44,3 +44,10 @@ def test_tutorial_commands_exit_as_documented(command: str, code: str, monkeypat
 
 def test_tutorial_has_commands():
     assert len(TUTORIAL) >= 8
+
+
+def test_readme_check_table_is_generated_from_the_registry():
+    from migcheck.docgen import readme_with_checks
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme_with_checks(readme) == readme, "run: python -m migcheck.docgen --readme"

@@ -210,9 +210,7 @@ def test_class_grouping_equals_naive_all_pairs_when_every_field_differs():
                     ctx_a = Context(vm, fa, fa, catalog)
                     ctx_b = Context(vm, fb, fb, catalog)
                     gates = [i for i in registered() if i.gates_start]
-                    statuses = {
-                        f.status for i in gates for c in (ctx_a, ctx_b) for f in i.func(c)
-                    }
+                    statuses = {f.status for i in gates for c in (ctx_a, ctx_b) for f in i.func(c)}
                     assert Status.FAIL in statuses, (g, a, b)
                     continue
                 assert grouped == naive, (g, a, b, grouped, naive)

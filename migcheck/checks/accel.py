@@ -21,7 +21,7 @@ def _wants_kvm(ctx: Context) -> tuple[bool, str]:
 @check(
     "accel.kvm",
     reads=("kvm.present", "kvm.usable", "kvm.error_open", "qemu.kvm"),
-    summary="a KVM guest finds usable KVM on the destination",
+    summary=("the guest uses KVM and the destination cannot"),
     gates_start=True,
 )
 def check_kvm(ctx: Context) -> list[Finding]:

@@ -11,7 +11,13 @@ from migcheck.checks.registry import check
     "blocker",
     "blocker.*",
     reads=("qemu.version",),
-    summary="the configuration is not one QEMU refuses to live-migrate (catalogued blockers)",
+    summary=(
+        "the configuration is one QEMU refuses to live-migrate "
+        "(`migcheck/catalog/data/qemu/blockers.toml`: vfio-pci without `enable-"
+        "migration=on`, ivshmem without `master=on`, `invtsc` without `tsc-frequency`, "
+        "`hv-passthrough`, SEV/SNP/TDX guests, virgl GPUs, nvme, ...), each with the QEMU"
+        " source that says so"
+    ),
 )
 def check_blockers(ctx: Context) -> list[Finding]:
     hits = triggered(ctx.vm, ctx.platforms.blockers, ctx.src.qemu_version_tuple)

@@ -134,7 +134,9 @@ def _enforced(ctx: Context) -> bool:
         "kvm.error_open",
     ),
     summary=(
-        "the named CPU model exists and is usable (no unavailable features) on the destination"
+        "the named CPU model is missing on the destination, resolves to another version, "
+        "or loses (or gains) features there; the same features missing on both hosts is a"
+        " warning"
     ),
     gates_start=True,
 )
@@ -246,7 +248,7 @@ def check_model(ctx: Context) -> list[Finding]:
 @check(
     "cpu.features",
     reads=("qemu.host_cpu", "qemu.kvm", "kvm.present", "kvm.usable", "kvm.error_open"),
-    summary="every CPU feature switched on explicitly is available on the destination",
+    summary=("a feature enabled with `+feat`/`feat=on` is unavailable on the destination"),
 )
 def check_features(ctx: Context) -> list[Finding]:
     cid = "cpu.features"
@@ -297,7 +299,10 @@ def check_features(ctx: Context) -> list[Finding]:
         "kvm.error_open",
         "cpu.vendor",
     ),
-    summary="-cpu host/max: the destination passes through every feature the source does",
+    summary=(
+        "`-cpu host`/`max`: a CPU feature the guest sees on the source is missing on the "
+        "destination, or the vendor differs"
+    ),
 )
 def check_passthrough(ctx: Context) -> list[Finding]:
     cid = "cpu.passthrough"
@@ -394,7 +399,10 @@ def _nested_enabled(facts: Facts, feature: str) -> tuple[bool | None, str]:
 @check(
     "cpu.nested",
     reads=("qemu.machines", "qemu.cpu_models", "qemu.host_cpu", "kvm.modules"),
-    summary="a guest that sees vmx/svm needs nested KVM on the destination",
+    summary=(
+        "the guest sees `vmx`/`svm` and the destination's `kvm_intel`/`kvm_amd` has "
+        "`nested` off (unknown when the facts lack the parameter)"
+    ),
 )
 def check_nested(ctx: Context) -> list[Finding]:
     """A guest that sees vmx/svm runs its own VMs; the destination must allow nesting."""
@@ -432,7 +440,7 @@ def check_nested(ctx: Context) -> list[Finding]:
 @check(
     "cpu.migratable",
     reads=(),
-    summary="the CPU is not marked migratable=off",
+    summary=("`-cpu host,migratable=off` (exposes features QEMU cannot migrate)"),
 )
 def check_migratable(ctx: Context) -> list[Finding]:
     """``-cpu host,migratable=off`` passes through features QEMU marks unmigratable."""

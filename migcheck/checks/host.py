@@ -22,7 +22,9 @@ def _memory_paths(ctx: Context) -> list[str]:
 @check(
     "host.memory",
     reads=(),
-    summary="file-backed or hugepage guest memory needs the same path on the destination",
+    summary=(
+        "(warning) file-backed or hugepage guest memory: the path must exist on the destination"
+    ),
 )
 def check_memory(ctx: Context) -> list[Finding]:
     """File-backed or hugepage memory needs the same path (and enough pages) on the
@@ -51,8 +53,9 @@ def check_memory(ctx: Context) -> list[Finding]:
     "host.features",
     reads=PLATFORM_READS | {"qemu.machines"},
     summary=(
-        "hardware- or configuration-dependent host features the guest uses (SEV, on "
-        "SGX, AMX, Hyper-V, vhost-net) exist the destination"
+        "the guest uses a hardware- or configuration-dependent host feature (vhost-net "
+        "for `vhost=on`, SEV, SGX, AMX, Hyper-V enlightenments, ...) the destination "
+        "lacks"
     ),
 )
 def check_host_features(ctx: Context) -> list[Finding]:

@@ -15,8 +15,10 @@ from migcheck.platforms import Has
     "kernel.device-defaults",
     reads=PLATFORM_READS | {"qemu.machines"},
     summary=(
-        "device properties QEMU turns on only where the host kernel supports them "
-        "(virtio-net USO, UDP tunnel GSO) stay available on the destination"
+        "a device property that QEMU turns on by default and silently clears on hosts "
+        "without the kernel feature (virtio-net `host_uso`/`guest_uso4`/`guest_uso6` on "
+        "tap for machine types >= 8.2) is on, and the destination kernel lacks the "
+        "feature"
     ),
 )
 def check_device_defaults(ctx: Context) -> list[Finding]:

@@ -45,7 +45,10 @@ def _requested(ctx: Context) -> str:
 @check(
     "machine.type",
     reads=("qemu.machines", "qemu.version"),
-    summary="the machine type (versioned, alias or default) exists on the destination",
+    summary=(
+        "the versioned machine type the guest runs is missing from the destination QEMU "
+        "(deprecated there: warning)"
+    ),
     gates_start=True,
 )
 def check_type(ctx: Context) -> list[Finding]:
@@ -111,7 +114,10 @@ def check_type(ctx: Context) -> list[Finding]:
 @check(
     "machine.alias",
     reads=("qemu.machines",),
-    summary="an alias or default machine resolves to the same versioned type on both hosts",
+    summary=(
+        "an alias (`q35`, `pc`) or no `-machine` resolves to different versioned types on"
+        " the two hosts"
+    ),
 )
 def check_alias(ctx: Context) -> list[Finding]:
     cid = "machine.alias"

@@ -37,8 +37,9 @@ def _platform_name(hp: HostPlatforms) -> str:
     "platform.support",
     reads=PLATFORM_READS | {"qemu.machines"},
     summary=(
-        "the destination supports the guest's -platform, or every kernel capability "
-        "the guest uses on the source"
+        "with `-platform P`: a host does not support P; without it: the guest uses a "
+        "host-kernel capability (from the source's effective platform) that the "
+        "destination lacks"
     ),
 )
 def check_support(ctx: Context) -> list[Finding]:

@@ -9,7 +9,7 @@ from migcheck.checks.registry import check
 @check(
     "qemu.version",
     reads=("qemu.version",),
-    summary="the destination QEMU is not older than the source's",
+    summary=("(warning) the destination QEMU is older than the source's"),
 )
 def check_version(ctx: Context) -> list[Finding]:
     cid = "qemu.version"

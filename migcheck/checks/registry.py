@@ -14,7 +14,7 @@ A check is a pure function ``(Context) -> list[Finding]`` registered with :func:
 - ``gates_start``: the check decides whether the guest can start on a host at all (used
   by the fleet's "can run" column and every renderer through recorded findings).
 
-Report order is registration order, which ``checks/__init__.py`` fixes by import order.
+Report order is ``REPORT_ORDER`` in ``checks/__init__.py`` (a new module is added there).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class CheckInfo:
 
 
 _REGISTRY: list[CheckInfo] = []
+_ORDERED: tuple[CheckInfo, ...] | None = None
 
 
 def check(
@@ -71,9 +72,19 @@ def check(
 
 
 def registered() -> tuple[CheckInfo, ...]:
-    import migcheck.checks  # noqa: F401  (importing the package registers every check)
+    """Every check, in report order: ``REPORT_ORDER`` of ``migcheck/checks/__init__.py``,
+    then definition order within a module."""
+    global _ORDERED
+    if _ORDERED is None or len(_ORDERED) != len(_REGISTRY):
+        from migcheck.checks import REPORT_ORDER  # importing the package registers them all
 
-    return tuple(_REGISTRY)
+        def key(info: CheckInfo) -> tuple[int, int]:
+            module = info.name.split(".")[0]
+            rank = REPORT_ORDER.index(module) if module in REPORT_ORDER else len(REPORT_ORDER)
+            return rank, info.func.__code__.co_firstlineno
+
+        _ORDERED = tuple(sorted(_REGISTRY, key=key))
+    return _ORDERED
 
 
 def declared_reads() -> frozenset[str]:
