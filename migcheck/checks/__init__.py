@@ -12,7 +12,7 @@ from migcheck.checks.registry import Check, CheckInfo, registered
 # Report order, by module; a new check module is named here and imported below.
 REPORT_ORDER = ("machine", "cpu", "accel", "platform", "kernel", "host", "blocker", "qemu")
 
-from migcheck.checks import (  # noqa: E402, F401, I001  (importing registers the checks)
+from migcheck.checks import (  # noqa: E402, F401  (importing registers the checks)
     accel,
     blocker,
     cpu,
