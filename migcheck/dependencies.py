@@ -10,21 +10,18 @@ that is the point of the proposal. Pure functions: no I/O.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from migcheck.catalog import Capability, Catalog, DeviceProps, version_tuple
 from migcheck.cmdline import split_keyval
 from migcheck.cpufeatures import canonical
+from migcheck.machinetypes import upstream_version
 from migcheck.vm import Device, VmSpec, as_bool
-
-_MACHINE_VERSION_RE = re.compile(r"-(\d+)\.(\d+)(?:\.\d+)?$")
 
 
 def machine_version(machine: str | None) -> tuple[int, int] | None:
-    """``pc-q35-8.2`` -> (8, 2); distro names like ``pc-q35-rhel9.4.0`` -> None."""
-    m = _MACHINE_VERSION_RE.search(machine or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    """``pc-q35-8.2`` -> (8, 2); distribution names like ``pc-q35-rhel9.4.0`` -> None."""
+    return upstream_version(machine)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from migcheck.cpufeatures import canonical
 from migcheck.dependencies import guest_dependencies
 from migcheck.facts import Facts
 from migcheck.fleet import baseline_cpu
+from migcheck.machinetypes import newest_of_line, parse_machine
 from migcheck.pair import PairReport, check_pair
 from migcheck.platforms import Has, host_platforms, recommended_pin
 from migcheck.verdict import Verdict
@@ -154,22 +155,6 @@ def _option(vm: VmSpec, *names: str) -> Option | None:
     return found
 
 
-def _family(machine: str) -> str:
-    return re.sub(r"-\d+(\.\d+)*$", "", machine)
-
-
-def _newest_everywhere(family: str, hosts: Sequence[Facts]) -> str | None:
-    """The newest versioned machine type of ``family`` that every host has."""
-    names = set.intersection(*(set(h.machines or {}) for h in hosts))
-    best: tuple[tuple[int, ...], str] | None = None
-    for name in names:
-        m = re.fullmatch(re.escape(family) + r"-(\d+(?:\.\d+)+)", name)
-        if m:
-            key = (tuple(int(p) for p in m.group(1).split(".")), name)
-            best = key if best is None or key > best else best
-    return best[1] if best else None
-
-
 def _machine(vm: VmSpec, hosts: Sequence[Facts], ed: _Editor, out: PortableResult) -> str | None:
     asked = vm.machine.type
     resolved = [h.resolve_machine(asked) for h in hosts]
@@ -186,8 +171,14 @@ def _machine(vm: VmSpec, hosts: Sequence[Facts], ed: _Editor, out: PortableResul
         what = f"-machine {asked}" if asked else "no -machine (each host's default)"
         reason = f"{what} resolves per QEMU; pin the versioned {target} it means today"
     else:
-        family = _family(current)
-        target = _newest_everywhere(family, hosts)
+        parsed = parse_machine(current)
+        family = (
+            parsed.family + (f" {parsed.distro}" if parsed and parsed.distro else "")
+            if parsed
+            else current
+        )
+        names = set.intersection(*(set(h.machines or {}) for h in hosts))
+        target = newest_of_line(current, names)
         if target is None:
             out.problems.append(f"no {family} machine type exists on every host")
             return None

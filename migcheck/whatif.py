@@ -16,7 +16,6 @@ Assumed facts are recomputed from the catalog, never measured, and say so: they 
 from __future__ import annotations
 
 import copy
-import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +25,7 @@ from typing import Any
 from migcheck.catalog import Catalog, version_tuple
 from migcheck.errors import InputError
 from migcheck.facts import Facts, parse_version
+from migcheck.machinetypes import parse_machine
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,14 +73,8 @@ def load_releases(root: str) -> dict[tuple[int, int], Release]:
 
 
 def _machine_key(name: str) -> tuple[str, tuple[int, ...]] | None:
-    legacy = re.match(r"^pc-(\d+\.\d+)$", name)  # pc-0.10 ... pc-1.3
-    if legacy:
-        return "pc", version_tuple(legacy.group(1))
-    for family in _FAMILIES:
-        m = re.match(rf"^{family}-(\d+(?:\.\d+)+)$", name)
-        if m:
-            return family, version_tuple(m.group(1))
-    return None
+    mt = parse_machine(name)
+    return (mt.family, mt.version) if mt is not None and mt.upstream else None
 
 
 def machines_for(root: str, qemu: str) -> list[dict[str, Any]]:

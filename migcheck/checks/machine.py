@@ -7,35 +7,18 @@ type this QEMU has", which differs between QEMU releases.
 
 from __future__ import annotations
 
-import re
-
 from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.machinetypes import newest_of_line
 
-_VERSIONED_RE = re.compile(r"^(?P<family>.*?)-?(?P<ver>(?:rhel)?\d+(?:\.\d+)*)$")
 
-
-def _version_key(name: str) -> tuple[str, tuple[int, ...]] | None:
-    m = _VERSIONED_RE.match(name)
-    if not m:
+def newest_common(line_of: str, a: Facts, b: Facts) -> str | None:
+    """The newest machine type of the same line (``pc-q35`` upstream, ``pc-q35`` RHEL, ...)
+    that both hosts have."""
+    if a.machines is None or b.machines is None:
         return None
-    ver = m.group("ver").removeprefix("rhel")
-    return m.group("family"), tuple(int(p) for p in ver.split("."))
-
-
-def newest_common(family_of: str, a: Facts, b: Facts) -> str | None:
-    """The newest machine type of the same family (``pc-q35``) that both hosts have."""
-    key = _version_key(family_of)
-    if key is None or a.machines is None or b.machines is None:
-        return None
-    family = key[0]
-    common = []
-    for name in set(a.machines) & set(b.machines):
-        k = _version_key(name)
-        if k and k[0] == family:
-            common.append((k[1], name))
-    return max(common)[1] if common else None
+    return newest_of_line(line_of, set(a.machines) & set(b.machines))
 
 
 def _requested(ctx: Context) -> str:
