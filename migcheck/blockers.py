@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migcheck.catalog import CatalogError, _read, _sources, check_option
+from migcheck.catalog import _sources, check_option
+from migcheck.catalog.toml import CatalogError
+from migcheck.catalog.toml import read_toml as _read
 from migcheck.cpufeatures import canonical
 from migcheck.vm import Device, VmSpec, as_bool
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from migcheck.catalog import Catalog, Platform, default_catalog_dir
+from migcheck.catalog import Catalog, Platform
 from migcheck.checks.base import Context, Finding, Status
 from migcheck.checks.registry import declared_reads, registered
 from migcheck.facts import Facts
@@ -27,11 +25,6 @@ from migcheck.pair import PairReport, check_pair
 from migcheck.platforms import host_platforms, recommended_pin
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def _class_key_paths() -> dict[str, tuple[str, ...]]:
@@ -229,7 +222,7 @@ def evaluate(
         cannot_start=blocked,
         cells=cells,
         common_platform=recommended_pin(hps) if hps else None,
-        baseline_cpu=baseline_cpu([c.facts for c in classes], catalog.root or None),
+        baseline_cpu=baseline_cpu([c.facts for c in classes], catalog),
         both_ways=both_ways,
         catalog=catalog,
     )
@@ -238,22 +231,14 @@ def evaluate(
 # --- the cluster CPU baseline --------------------------------------------------------------
 
 
-@cache
-def _families(root: str) -> tuple[tuple[str, str, int], ...]:
-    path = Path(root) / "qemu" / "cpu-models.toml"
-    with path.open("rb") as f:
-        doc = tomllib.load(f)
-    return tuple((f["name"], f["vendor"], int(f["year"])) for f in doc.get("family", []))
-
-
 _VERSIONED = re.compile(r"^(?P<family>.+)-v(?P<version>\d+)$")
 
 
-def baseline_cpu(hosts: Sequence[Facts], root: str | None = None) -> str | None:
+def baseline_cpu(hosts: Sequence[Facts], catalog: Catalog) -> str | None:
     """The newest named CPU model usable (no unavailable features) on every host: QEMU's
     advice for mixed fleets, what vSphere calls an EVC baseline. Versioned names only, so
     the answer does not depend on the machine type."""
-    families = _families(root or str(default_catalog_dir()))
+    families = catalog.cpu_families
     rank = {name: (year, -i) for i, (name, _vendor, year) in enumerate(families)}
     usable: set[str] | None = None
     for facts in hosts:

@@ -223,7 +223,7 @@ def _cpu(
     model = vm.cpu.model
     opt = _option(vm, "cpu")
     if model in PASSTHROUGH_MODELS:
-        base = baseline_cpu(hosts, catalog.root or None)
+        base = baseline_cpu(hosts, catalog)
         if base is None:
             out.problems.append(
                 f"-cpu {model}: no named CPU model is usable on every host, so no stable CPU "

@@ -16,10 +16,6 @@ Assumed facts are recomputed from the catalog, never measured, and say so: they 
 from __future__ import annotations
 
 import copy
-import sys
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from migcheck.catalog import Catalog, version_tuple
@@ -27,59 +23,17 @@ from migcheck.errors import InputError
 from migcheck.facts import Facts, parse_version
 from migcheck.machinetypes import parse_machine
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-_FAMILIES = ("pc-i440fx", "pc-q35")
-
-
-@dataclass(frozen=True)
-class Release:
-    version: tuple[int, int]
-    machines_added: tuple[str, ...]
-    aliases: dict[str, str]
-    default: str | None
-    first_machine: dict[str, str]
-    deprecated_before: dict[str, str]
-
-
-@cache
-def load_releases(root: str) -> dict[tuple[int, int], Release]:
-    path = Path(root) / "qemu" / "releases.toml"
-    if not path.is_file():
-        raise InputError(f"{path}: no QEMU release facts; cannot assume a QEMU version")
-    with path.open("rb") as f:
-        doc = tomllib.load(f)
-    out = {}
-    for entry in doc.get("release", []):
-        ver = tuple(int(p) for p in str(entry["version"]).split(".")[:2])
-        first = entry.get("first_machine", {})
-        dep = entry.get("deprecated_before")
-        out[ver] = Release(
-            version=ver,  # type: ignore[arg-type]
-            machines_added=tuple(entry.get("machines_added", [])),
-            aliases=dict(entry.get("aliases", {})),
-            default=entry.get("default"),
-            first_machine=dict(first)
-            if isinstance(first, dict)
-            else dict.fromkeys(_FAMILIES, first),
-            deprecated_before=(
-                dict(dep) if isinstance(dep, dict) else dict.fromkeys(_FAMILIES, dep) if dep else {}
-            ),
-        )
-    return out
-
 
 def _machine_key(name: str) -> tuple[str, tuple[int, ...]] | None:
     mt = parse_machine(name)
     return (mt.family, mt.version) if mt is not None and mt.upstream else None
 
 
-def machines_for(root: str, qemu: str) -> list[dict[str, Any]]:
+def machines_for(catalog: Catalog, qemu: str) -> list[dict[str, Any]]:
     """x86 versioned machine types QEMU ``qemu`` registers, from the release facts."""
-    releases = load_releases(root)
+    releases = catalog.releases
+    if not releases:
+        raise InputError("the catalog holds no QEMU release facts; cannot assume a QEMU version")
     v = parse_version(qemu)
     if v is None:
         raise InputError(f"--assume qemu={qemu}: not a QEMU version")
@@ -132,7 +86,7 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         qemu = copy.copy(dict(doc.get("qemu") or {}))
         if "error" in qemu:
             raise InputError(f"--assume qemu={value}: {facts.name} has no QEMU facts to start from")
-        machines = machines_for(catalog.root, value)
+        machines = machines_for(catalog, value)
         others = [m for m in qemu.get("machines", []) if _machine_key(m.get("name", "")) is None]
         qemu["machines"] = machines + others
         qemu["version"] = value

@@ -133,14 +133,12 @@ def test_json_junit_markdown(tmp_path: Path):
 def test_baseline_is_the_newest_model_usable_everywhere():
     require(CAPS.is_dir(), "needs the real QMP captures")
     hosts = [caps_facts("9.1.0"), caps_facts("8.2.0"), caps_facts("7.2.0")]
-    best = baseline_cpu(hosts)
+    best = baseline_cpu(hosts, load_catalog())
     assert best is not None and best.startswith("EPYC")
     for h in hosts:
         assert h.cpu_models[best]["unavailable_features"] == []
     # No model of a newer generation (by year, any vendor) is usable on every host.
-    from migcheck.fleet import _families
-
-    years = {f: year for f, _vendor, year in _families(load_catalog().root)}
+    years = {f: year for f, _vendor, year in load_catalog().cpu_families}
     family = best.rsplit("-v", 1)[0]
     for newer in [f for f, year in years.items() if year > years[family]]:
         everywhere = [
@@ -256,8 +254,7 @@ def test_whatif_upgrading_everything_keeps_pinned_guests_safe():
 def test_whatif_qemu_machine_lists_follow_the_release_facts():
     from migcheck.whatif import machines_for
 
-    root = load_catalog().root
-    m = {x["name"]: x for x in machines_for(root, "10.2.0")}
+    m = {x["name"]: x for x in machines_for(load_catalog(), "10.2.0")}
     assert "pc-q35-10.2" in m and "pc-q35-4.2" not in m  # 10.2 dropped 4.2 (lifecycle rule)
     assert m["pc-q35-7.2"]["deprecated"] and not m["pc-q35-8.0"]["deprecated"]
     assert [n for n, x in m.items() if x["is_default"]] == ["pc-i440fx-10.2"]

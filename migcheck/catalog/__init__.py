@@ -8,19 +8,16 @@ on; a broken catalog (unknown capability, bad version, inconsistent parent, cycl
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from migcheck.catalog.cpumodels import load_cpu_families
+from migcheck.catalog.releases import Release, load_releases
+from migcheck.catalog.toml import CatalogError, read_toml
 from migcheck.errors import InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 _LINUX_RE = re.compile(r"^\d+\.\d+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
@@ -40,11 +37,6 @@ def default_catalog_dir() -> Path:
 
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split("."))
-
-
-class CatalogError(InputError):
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"platform catalog {where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -124,6 +116,8 @@ class Catalog:
     platforms: Mapping[str, Platform]
     root: str = ""
     blockers: tuple[Any, ...] = field(default=(), repr=False)  # migcheck.blockers.Blocker
+    releases: Mapping[tuple[int, int], Release] = field(default_factory=dict, repr=False)
+    cpu_families: tuple[tuple[str, str, int], ...] = field(default=(), repr=False)
 
     def platform(self, name: str) -> Platform:
         try:
@@ -149,20 +143,6 @@ def platform_sort_key(name: str) -> tuple[Any, ...]:
         return (0, int(m.group(1)), int(m.group(2)), "")
     parts = re.split(r"(\d+)", name)
     return (1, 0, 0, tuple(int(p) if p.isdigit() else p for p in parts))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise CatalogError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(str(path), f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:  # tomllib decodes before it parses
-        raise CatalogError(str(path), f"not UTF-8 text (byte {exc.start})") from None
-    except RecursionError:  # tomllib recurses once per nested array or inline table
-        raise CatalogError(str(path), "not valid TOML: nested too deeply") from None
 
 
 def _need(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -216,7 +196,7 @@ def _linux(value: Any, where: str, key: str = "linux") -> str:
 
 
 def load_capability(path: Path, known_kvm_caps: frozenset[str]) -> Capability:
-    doc = _read(path)
+    doc = read_toml(path)
     cid = _need(doc, "id", str, str(path))
     where = f"{path} [{cid}]"
     if cid != path.stem or not _ID_RE.match(cid):
@@ -344,7 +324,7 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
         platforms[p.id] = p
 
     upstream_path = base / "upstream.toml"
-    upstream = _read(upstream_path)
+    upstream = read_toml(upstream_path)
     entries = upstream.get("platform")
     if not isinstance(entries, list) or not entries:
         raise CatalogError(str(upstream_path), "needs [[platform]] entries")
@@ -376,11 +356,18 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
     _check_references(platforms, caps)
     from migcheck.blockers import load_blockers
 
-    return Catalog(caps, platforms, str(base), load_blockers(base / "qemu" / "blockers.toml"))
+    return Catalog(
+        caps,
+        platforms,
+        str(base),
+        load_blockers(base / "qemu" / "blockers.toml"),
+        load_releases(base / "qemu" / "releases.toml"),
+        load_cpu_families(base / "qemu" / "cpu-models.toml"),
+    )
 
 
 def _load_distro(path: Path, caps: Mapping[str, Capability]) -> Platform:
-    doc = _read(path)
+    doc = read_toml(path)
     pid = _need(doc, "id", str, str(path))
     where = f"{path} [{pid}]"
     if pid != path.stem or not _ID_RE.match(pid):
