@@ -22,7 +22,7 @@ from migcheck.checks.base import Context, Finding, Status
 from migcheck.checks.registry import declared_reads, registered
 from migcheck.facts import Facts
 from migcheck.pair import PairReport, check_pair
-from migcheck.platforms import host_platforms, recommended_pin
+from migcheck.platforms import graph_view, host_platforms, recommended_pin
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
 
@@ -80,6 +80,7 @@ class HostClass:
     fingerprint: str
     facts: Facts  # the representative
     hosts: list[str] = field(default_factory=list)
+    effective_platform: str | None = None  # the platform the class's hosts default to
 
     @property
     def label(self) -> str:
@@ -117,6 +118,7 @@ class FleetResult:
     baseline_cpu: str | None
     both_ways: bool = False
     catalog: Catalog | None = None
+    platform_graph: Mapping[str, Any] = field(default_factory=dict)  # platforms.graph_view
 
     def class_by_id(self, cid: str) -> HostClass:
         return next(c for c in self.classes if c.id == cid)
@@ -213,6 +215,8 @@ def evaluate(
                     verdict = combine([verdict, reverse.verdict])
                 cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
     hps = [host_platforms(catalog, c.facts) for c in classes]
+    for c, hp in zip(classes, hps, strict=True):
+        c.effective_platform = hp.effective.id if hp.effective else None
     return FleetResult(
         guests=list(guests),
         classes=classes,
@@ -225,6 +229,7 @@ def evaluate(
         baseline_cpu=baseline_cpu([c.facts for c in classes], catalog),
         both_ways=both_ways,
         catalog=catalog,
+        platform_graph=graph_view(catalog),
     )
 
 

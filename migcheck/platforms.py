@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from migcheck.catalog import Capability, Catalog, Platform, platform_sort_key, version_tuple
 from migcheck.facts import Facts
@@ -326,3 +326,78 @@ def equivalents(catalog: Catalog, platform_id: str) -> list[str]:
         ),
         key=platform_sort_key,
     )
+
+
+# --- views: plain data for renderers (which never import the catalog or this module) ----
+
+
+def list_view(catalog: Catalog) -> list[dict[str, Any]]:
+    """Every platform, upstream first then distributions, as ``platforms list`` shows it."""
+    return [
+        {
+            "id": p.id,
+            "kind": p.kind,
+            "title": p.title,
+            "linux": p.linux,
+            "released": p.released,
+            "lts": p.lts,
+            "capabilities": sorted(p.capabilities),
+            "os": {"id": p.os_id, "version_id": p.os_version} if p.kind == "distro" else None,
+            "kernel": list(p.kernel_patterns),
+        }
+        for p in sorted(catalog.platforms.values(), key=lambda p: platform_sort_key(p.id))
+    ]
+
+
+def show_view(catalog: Catalog, name: str) -> dict[str, Any]:
+    """One platform with its capabilities and sources, parents, children and equivalents."""
+    p = catalog.platform(name)
+
+    def via(cap_id: str) -> str:
+        return "backport" if any(b.capability == cap_id for b in p.backports) else "kernel"
+
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "title": p.title,
+        "linux": p.linux,
+        "released": p.released,
+        "lts": p.lts,
+        "extends": p.extends,
+        "parents": parents(catalog, p.id),
+        "children": children(catalog, p.id),
+        "equivalent": equivalents(catalog, p.id),
+        "capabilities": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "linux": c.linux,
+                "verified": c.verified,
+                "via": via(c.id),
+                "sources": [dict(s) for s in c.sources],
+            }
+            for c in sorted(
+                (catalog.capabilities[cid] for cid in p.capabilities),
+                key=lambda c: (c.linux_tuple, c.id),
+            )
+        ],
+        "backports": [b.__dict__ for b in p.backports],
+        "missing": [b.__dict__ for b in p.missing],
+        "sources": [dict(s) for s in p.sources],
+        "note": p.note,
+    }
+
+
+def graph_view(catalog: Catalog) -> dict[str, Any]:
+    """The reduced superset graph: ``classes`` (representative -> members, capability
+    count), in display order, and ``edges`` from a superset to its direct subset."""
+    g = reduced_graph(catalog)
+    order = sorted(g.nodes, key=platform_sort_key)
+    return {
+        "nodes": list_view(catalog),
+        "classes": {
+            n: {"members": g.nodes[n]["members"], "capabilities": g.nodes[n]["capabilities"]}
+            for n in order
+        },
+        "edges": [{"superset": a, "subset": b} for a, b in sorted(g.edges)],
+    }

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Iterable
 from enum import Enum
 
-from migcheck.checks.base import Finding, Status
 from migcheck.errors import EXIT_SAFE, EXIT_UNKNOWN, EXIT_UNSAFE
+from migcheck.findings import Finding, Status
 
 
 class Verdict(str, Enum):

@@ -219,3 +219,22 @@ def test_pair_junit_and_markdown():
     md = run("pair", TRIXIE, BOOKWORM, "--cmdline", DEMO_CMDLINE, "--format", "markdown")
     assert md.stdout.startswith("## migcheck pair: ❌ unsafe")
     assert "| `machine.type` | ❌ fail |" in md.stdout
+
+
+def test_gather_out_is_a_deprecated_spelling_of_out_dir(tmp_path: Path):
+    result = run("gather", "hv-does-not-exist.invalid", "--out", str(tmp_path), "--timeout", "5")
+    assert result.exit_code == 3
+    assert "--out is deprecated; use --out-dir" in result.stderr
+
+
+def test_every_gathering_command_shares_one_declaration_of_the_ssh_options():
+    import typer
+
+    from migcheck.cli import app
+
+    group = typer.main.get_command(app)
+    shared = {"--timeout", "--qemu", "--ssh-config", "-F", "--identity", "-i", "--user", "-l"}
+    shared |= {"--sudo", "--accept-new-host-keys", "--refresh"}
+    for name in ("pair", "gather", "host", "fleet", "portable"):
+        options = {o for p in group.commands[name].params for o in p.opts}
+        assert shared <= options, (name, shared - options)

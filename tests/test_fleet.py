@@ -202,8 +202,8 @@ def test_fleet_cli_renders_every_format(tmp_path: Path, fmt: str):
 
 
 def whatif(hosts: dict[str, Facts], vm_text: str, assumptions: list[str], groups=None):
+    from migcheck.commands import apply_assumptions
     from migcheck.fleet import Assumption, compare
-    from migcheck.fleetcli import apply_assumptions
 
     catalog = load_catalog()
     vms = [parse_cmdline(vm_text, "guest.cmdline")]

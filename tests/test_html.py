@@ -24,8 +24,7 @@ from migcheck.catalog import load_catalog
 from migcheck.cmdline import load_cmdline, parse_cmdline
 from migcheck.facts import Facts, load_facts
 from migcheck.fleet import FleetResult, compare, evaluate
-from migcheck.platforms import reduced_graph
-from migcheck.report import html as html_report
+from migcheck.platforms import graph_view, reduced_graph
 from migcheck.report.html import CELL_VERDICTS, cell_verdicts, platform_svg, render_html
 from migcheck.whatif import assume
 
@@ -254,7 +253,7 @@ def _check_layout(svg: str, g: nx.DiGraph) -> dict[str, tuple[float, float, floa
 def test_platform_graph_layers_the_catalog_and_marks_the_common_platform():
     catalog = load_catalog()
     g = reduced_graph(catalog)
-    svg = platform_svg(catalog, "linux-6.1", {"linux-6.18": ["C1", "C2"]})
+    svg = platform_svg(graph_view(catalog), "linux-6.1", {"linux-6.18": ["C1", "C2"]})
     _check_layout(svg, g)
     common = re.search(r'<g class="node common[^"]*" data-platform="([^"]+)"', svg)
     assert common and "linux-6.1" in g.nodes[common.group(1)]["members"]
@@ -262,15 +261,18 @@ def test_platform_graph_layers_the_catalog_and_marks_the_common_platform():
     assert svg.count('class="node common') == 1
 
 
-def test_platform_graph_lays_out_a_dag_with_several_nodes_per_layer(monkeypatch):
+def test_platform_graph_lays_out_a_dag_with_several_nodes_per_layer():
     # Two incomparable platforms between a bottom and a top: a diamond.
     g = nx.DiGraph()
     for n, caps in (("linux-top", 4), ("linux-a", 3), ("linux-b", 3), ("linux-base", 1)):
         g.add_node(n, members=[n], kind="upstream", capabilities=caps)
     g.add_edges_from([("linux-top", "linux-a"), ("linux-top", "linux-b")])
     g.add_edges_from([("linux-a", "linux-base"), ("linux-b", "linux-base")])
-    monkeypatch.setattr(html_report, "reduced_graph", lambda catalog: g)
-    boxes = _check_layout(platform_svg(load_catalog(), "linux-base"), g)
+    view = {
+        "classes": {n: dict(g.nodes[n]) for n in g.nodes},
+        "edges": [{"superset": a, "subset": b} for a, b in g.edges],
+    }
+    boxes = _check_layout(platform_svg(view, "linux-base"), g)
     assert boxes["linux-a"][1] == boxes["linux-b"][1]  # one layer, side by side
 
 

@@ -34,7 +34,7 @@ def test_probe_script_outputs_load_from_an_ansible_tree(tmp_path: Path):
     (tree / "hv2").write_text(out)  # a plain saved probe output works too
     (tree / "hv3").write_text(json.dumps({"unreachable": True, "msg": "ssh: connect timed out"}))
     facts_dir = tmp_path / "facts"
-    res = runner.invoke(app, ["gather", "--from-ansible", str(tree), "--out", str(facts_dir)])
+    res = runner.invoke(app, ["gather", "--from-ansible", str(tree), "--out-dir", str(facts_dir)])
     assert res.exit_code == 3  # hv3 failed; the others are kept
     assert "hv3" in res.stderr and "connect timed out" in res.stderr
     saved = sorted(p.name for p in facts_dir.glob("*.json"))
@@ -49,9 +49,13 @@ def test_from_ansible_garbage_is_reported_per_host(tmp_path: Path):
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "bad").write_text(json.dumps({"rc": 0, "stdout": "Traceback ... not json"}))
-    res = runner.invoke(app, ["gather", "--from-ansible", str(tree), "--out", str(tmp_path / "o")])
+    res = runner.invoke(
+        app, ["gather", "--from-ansible", str(tree), "--out-dir", str(tmp_path / "o")]
+    )
     assert res.exit_code == 3 and "bad" in res.stderr and "not a facts document" in res.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = runner.invoke(app, ["gather", "--from-ansible", str(empty), "--out", str(tmp_path / "o")])
+    res = runner.invoke(
+        app, ["gather", "--from-ansible", str(empty), "--out-dir", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2

@@ -61,7 +61,7 @@ def test_pair_over_ssh_equals_pair_on_saved_facts(hosts, cmdline: str, tmp_path:
     cfg = str(hosts.ssh_config)
     live = run("pair", "s-old", "s-new", "-F", cfg, "--cmdline", cmdline, "--format", "json")
     assert live.exit_code == 1, live.stderr
-    saved = run("gather", "s-old", "s-new", "-F", cfg, "--out", str(tmp_path / "facts"))
+    saved = run("gather", "s-old", "s-new", "-F", cfg, "--out-dir", str(tmp_path / "facts"))
     assert saved.exit_code == 0, saved.stderr
     offline = run(
         "pair",

@@ -7,45 +7,16 @@ be tested with facts built in memory and run thousands of times in a fleet matri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from migcheck.facts import Facts
+from migcheck.findings import Finding, Status
 from migcheck.vm import VmSpec
 
 if TYPE_CHECKING:
     from migcheck.catalog import Catalog
     from migcheck.platforms import HostPlatforms
-
-
-class Status(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: str  # stable, dotted: "machine.type"
-    status: Status
-    message: str  # plain language: why
-    source: Any = None  # the value on the source host
-    destination: Any = None  # the value on the destination host
-    fix: str | None = None  # what to change, where one exists
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status.value,
-            "message": self.message,
-            "source": self.source,
-            "destination": self.destination,
-        }
-        if self.fix:
-            out["fix"] = self.fix
-        return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,8 +13,6 @@ from rich.text import Text
 
 from migcheck import __version__
 from migcheck.fleet import Cell, Change, FleetResult, HostClass
-from migcheck.platforms import host_platforms
-from migcheck.redact import redact_json, redact_text
 from migcheck.verdict import Verdict
 
 FLEET_SCHEMA = "migcheck.fleet/1"
@@ -42,9 +40,6 @@ def _cannot_run(result: FleetResult, g: int, a: str, b: str) -> bool:
 
 
 def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> dict[str, Any]:
-    from migcheck.catalog import shipped_catalog
-
-    catalog = result.catalog or shipped_catalog()
     doc: dict[str, Any] = {
         "schema": FLEET_SCHEMA,
         "migcheck_version": __version__,
@@ -59,9 +54,7 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
                 "qemu": c.facts.qemu_version,
                 "kernel": c.facts.kernel_release,
                 "cpu": c.facts.cpu_summary,
-                "effective_platform": getattr(
-                    host_platforms(catalog, c.facts).effective, "id", None
-                ),
+                "effective_platform": c.effective_platform,
             }
             for c in result.classes
         ],
@@ -97,7 +90,7 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
                 for c in changes
             ],
         }
-    return redact_json(doc)  # secrets from command lines never reach a report
+    return doc  # findings arrive redacted (report/formats.py); VM JSON redacts itself
 
 
 def _cell_json(cell: Cell) -> dict[str, Any]:
@@ -131,7 +124,7 @@ def _cell_details(cell: Cell) -> str:
             if f.status.value in ("fail", "unknown"):
                 fix = f" | fix: {f.fix}" if f.fix else ""
                 lines.append(f"[{label}] {f.id} ({f.status.value}): {f.message}{fix}")
-    return redact_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def render_junit(result: FleetResult, changes: Sequence[Change] | None = None) -> str:

@@ -49,3 +49,34 @@ def render_host(console: Console, s: dict[str, Any]) -> None:
     for name, err in s["errors"].items():
         table.add_row(Text(name, style="red"), Text(err))
     console.print(table)
+
+
+def _kv(props: dict) -> str:
+    return (" " + ",".join(f"{k}={v}" for k, v in props.items())) if props else ""
+
+
+def _ident(item: dict) -> str:
+    return f" id={item['id']}" if item.get("id") else ""
+
+
+def render_vm(console: Console, title: str, doc: dict[str, Any]) -> None:
+    """``migcheck cmdline``: what was understood of a command line, from its (redacted)
+    JSON form."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    machine, cpu = doc["machine"], doc["cpu"]
+    rows = [
+        ("binary", doc["binary"] or "-"),
+        ("machine", (machine["type"] or "(default)") + _kv(machine["options"])),
+        ("accel", ":".join(doc["accel"]) or "(default)"),
+        ("cpu", (cpu["model"] or "(machine default)") + _kv(cpu["features"]) + _kv(cpu["props"])),
+        ("platform", doc["platform"] or "(not pinned)"),
+    ]
+    rows += [("device", d["driver"] + _ident(d) + _kv(d["props"])) for d in doc["devices"]]
+    rows += [("netdev", n["type"] + _ident(n) + _kv(n["props"])) for n in doc["netdevs"]]
+    rows += [("object", o["qom-type"] + _ident(o) + _kv(o["props"])) for o in doc["objects"]]
+    rows += [("global", f"{g['driver']}.{g['property']}={g['value']}") for g in doc["globals"]]
+    for what, value in rows:
+        table.add_row(what, Text(value))
+    console.print(table)

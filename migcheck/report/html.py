@@ -22,10 +22,8 @@ from pathlib import PurePath
 from typing import Any
 
 from migcheck import __version__
-from migcheck.catalog import Catalog, platform_sort_key
-from migcheck.checks.base import Finding
+from migcheck.findings import Finding
 from migcheck.fleet import Change, FleetResult, HostClass
-from migcheck.platforms import reduced_graph
 from migcheck.report.fleet import fleet_json
 from migcheck.verdict import Verdict
 
@@ -195,14 +193,6 @@ def _hosts_short(hosts: Sequence[str], limit: int = 4) -> str:
 def _host_pairs(a: HostClass, b: HostClass) -> int:
     n = len(a.hosts)
     return n * (n - 1) if a is b else n * len(b.hosts)
-
-
-def _catalog(result: FleetResult) -> Catalog:
-    if result.catalog is not None:
-        return result.catalog
-    from migcheck.catalog import shipped_catalog
-
-    return shipped_catalog()
 
 
 # --- cells ---------------------------------------------------------------------------------
@@ -490,28 +480,32 @@ def _range_label(members: Sequence[str]) -> tuple[str, int]:
 
 
 def platform_svg(
-    catalog: Catalog,
+    view: Mapping[str, Any],
     common: str | None = None,
     effective: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The reduced superset graph as inline SVG: supersets above their subsets, one layer
     per capability count. ``common`` (a platform id) is highlighted; ``effective`` maps a
     platform id to the host classes whose effective platform it is."""
-    g = reduced_graph(catalog)
+    classes = view["classes"]
     effective = effective or {}
-    nodes = sorted(g.nodes, key=platform_sort_key)
-    member_of = {m: n for n in nodes for m in g.nodes[n]["members"]}
+    nodes = list(classes)  # in display order
+    rank = {n: i for i, n in enumerate(nodes)}
+    supersets: dict[str, list[str]] = {n: [] for n in nodes}
+    for e in view["edges"]:
+        supersets[e["subset"]].append(e["superset"])
+    member_of = {m: n for n in nodes for m in classes[n]["members"]}
     common_node = member_of.get(common) if common else None
     host_tags: dict[str, list[str]] = {}
-    for pid, classes in effective.items():
+    for pid, host_classes in effective.items():
         if pid in member_of:
-            host_tags.setdefault(member_of[pid], []).extend(classes)
+            host_tags.setdefault(member_of[pid], []).extend(host_classes)
 
     info: dict[str, dict[str, Any]] = {}
     for n in nodes:
-        members = g.nodes[n]["members"]
+        members = classes[n]["members"]
         label, distros = _range_label(members)
-        sub = f"{g.nodes[n]['capabilities']} capabilities" + (
+        sub = f"{classes[n]['capabilities']} capabilities" + (
             f" · +{distros} distro" if distros > 0 else ""
         )
         tags = []
@@ -526,16 +520,16 @@ def platform_svg(
             info[n]["h"] += _TAG_H
 
     # Layers by capability count, most capabilities on top.
-    counts = sorted({g.nodes[n]["capabilities"] for n in nodes}, reverse=True)
-    layers = [[n for n in nodes if g.nodes[n]["capabilities"] == k] for k in counts]
+    counts = sorted({classes[n]["capabilities"] for n in nodes}, reverse=True)
+    layers = [[n for n in nodes if classes[n]["capabilities"] == k] for k in counts]
     pos: dict[str, float] = {}  # centre x
     for layer in layers:
         # Order by the mean position of supersets already placed (fewer crossings).
         def bary(n: str) -> float:
-            ups = [pos[p] for p in g.predecessors(n) if p in pos]
+            ups = [pos[p] for p in supersets[n] if p in pos]
             return sum(ups) / len(ups) if ups else 0.0
 
-        layer.sort(key=lambda n: (bary(n), platform_sort_key(n)))
+        layer.sort(key=lambda n: (bary(n), rank[n]))
         x = 0.0
         for n in layer:
             pos[n] = x + info[n]["w"] / 2
@@ -553,7 +547,7 @@ def platform_svg(
     height = y - _GAP_Y + _MARGIN
 
     edges = []
-    for sup, sub in sorted(g.edges):
+    for sup, sub in ((e["superset"], e["subset"]) for e in view["edges"]):
         x1, y1 = pos[sub], top[sub]  # top of the subset
         x2, y2 = pos[sup], top[sup] + info[sup]["h"]  # bottom of the superset
         mid = (y1 + y2) / 2
@@ -575,7 +569,7 @@ def platform_svg(
         )
         boxes.append(
             f'<g class="{cls}" data-platform="{_e(n)}">'
-            f"<title>{_e(', '.join(g.nodes[n]['members']))}</title>"
+            f"<title>{_e(', '.join(classes[n]['members']))}</title>"
             f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{i["w"]:.1f}" height="{i["h"]:.1f}" rx="6"/>'
             f'<text x="{pos[n]:.1f}" y="{y0 + 18:.1f}" text-anchor="middle">{_e(i["label"])}</text>'
             f'<text class="sub" x="{pos[n]:.1f}" y="{y0 + 35:.1f}" text-anchor="middle">'
@@ -591,13 +585,13 @@ def platform_svg(
     )
 
 
-def _graph_section(result: FleetResult, doc: Mapping[str, Any], catalog: Catalog) -> str:
+def _graph_section(result: FleetResult, doc: Mapping[str, Any]) -> str:
     effective: dict[str, list[str]] = {}
     for c in doc["classes"]:
         if c["effective_platform"]:
             effective.setdefault(c["effective_platform"], []).append(c["id"])
     common = doc["common_platform"]
-    svg = platform_svg(catalog, common, effective)
+    svg = platform_svg(result.platform_graph, common, effective)
     return (
         '<section id="platforms"><h2>Platforms</h2>'
         "<p>Each box is a class of platforms with the same capabilities (hover for its "
@@ -613,7 +607,6 @@ def _graph_section(result: FleetResult, doc: Mapping[str, Any], catalog: Catalog
 
 def render_html(result: FleetResult, changes: Sequence[Change] | None = None) -> str:
     """The whole fleet report as one self-contained HTML document."""
-    catalog = _catalog(result)
     doc = fleet_json(result, changes)
     verdicts = cell_verdicts(result)
     blocked = result.cannot_start
@@ -624,7 +617,7 @@ def render_html(result: FleetResult, changes: Sequence[Change] | None = None) ->
         parts.append(_guest_section(result, g, gdoc, verdicts, blocked))
     if changes is not None:
         parts.append(_whatif(result, doc))
-    parts.append(_graph_section(result, doc, catalog))
+    parts.append(_graph_section(result, doc))
     both = " Each cell judges both directions." if result.both_ways else ""
     parts.append(f"<footer>migcheck {_e(__version__)} · schema {_e(doc['schema'])}.{both}</footer>")
     return (

@@ -9,7 +9,6 @@ from typing import Any
 from migcheck import __version__
 from migcheck.facts import Facts
 from migcheck.pair import PairReport
-from migcheck.redact import redact_json
 from migcheck.verdict import Verdict
 
 REPORT_SCHEMA = "migcheck.report/1"
@@ -27,17 +26,15 @@ def host_json(facts: Facts) -> dict[str, Any]:
 
 def pair_json(report: PairReport) -> dict[str, Any]:
     counts = Counter(f.status.value for f in report.findings)
-    # Secrets from the command line never reach a report (migcheck/redact.py).
-    return redact_json(
-        {
-            "verdict": report.verdict.value,
-            "source": host_json(report.src),
-            "destination": host_json(report.dst),
-            "vm": report.vm.to_json(),
-            "checks": [f.to_json() for f in report.findings],
-            "summary": {s: counts.get(s, 0) for s in ("pass", "warn", "fail", "unknown")},
-        }
-    )
+    # Findings arrive redacted (report/formats.py); the VM's JSON form redacts itself.
+    return {
+        "verdict": report.verdict.value,
+        "source": host_json(report.src),
+        "destination": host_json(report.dst),
+        "vm": report.vm.to_json(),
+        "checks": [f.to_json() for f in report.findings],
+        "summary": {s: counts.get(s, 0) for s in ("pass", "warn", "fail", "unknown")},
+    }
 
 
 def render_pair(

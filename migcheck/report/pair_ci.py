@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from migcheck.checks.base import Status
+from migcheck.findings import Status
 from migcheck.pair import PairReport
-from migcheck.redact import REDACTED, redact_text
+from migcheck.redact import REDACTED
 
 _MD = {"safe": "✅", "unsafe": "❌", "unknown": "❔"}
 _STATUS_MD = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.UNKNOWN: "❔"}
 
 
 def _md(text: str) -> str:
-    """Redacted, and the marker escaped so Markdown shows it instead of taking it for HTML."""
-    return redact_text(text).replace(REDACTED, "\\<redacted\\>")
+    """The redaction marker escaped so Markdown shows it instead of taking it for HTML."""
+    return text.replace(REDACTED, "\\<redacted\\>")
 
 
 def render_junit(reports: list[PairReport]) -> str:
@@ -26,8 +26,8 @@ def render_junit(reports: list[PairReport]) -> str:
         fails = errors = 0
         for f in report.findings:
             case = ET.SubElement(suite, "testcase", classname=name, name=f.id, time="0")
-            message = redact_text(f.message)  # no command-line secret in CI logs
-            detail = message + (f"\nfix: {redact_text(f.fix)}" if f.fix else "")
+            message = f.message
+            detail = message + (f"\nfix: {f.fix}" if f.fix else "")
             if f.status is Status.FAIL:
                 fails += 1
                 ET.SubElement(case, "failure", message=message, type="unsafe").text = detail

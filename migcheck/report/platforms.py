@@ -1,95 +1,45 @@
-"""Render the platform catalog: list (like ``-platform help``), show, graph."""
+"""``migcheck platforms``: the catalog views of :mod:`migcheck.platforms` as text, tables,
+JSON, Graphviz and Mermaid. Renderers take plain data; they never read the catalog."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from migcheck.catalog import Catalog, Platform, platform_sort_key
-from migcheck.platforms import children, equivalents, parents, reduced_graph
+
+def list_json(view: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps(list(view), indent=2) + "\n"
 
 
-def _sorted(catalog: Catalog) -> list[Platform]:
-    return sorted(catalog.platforms.values(), key=lambda p: platform_sort_key(p.id))
-
-
-def platforms_json(catalog: Catalog) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": p.id,
-            "kind": p.kind,
-            "title": p.title,
-            "linux": p.linux,
-            "released": p.released,
-            "lts": p.lts,
-            "capabilities": sorted(p.capabilities),
-            "os": {"id": p.os_id, "version_id": p.os_version} if p.kind == "distro" else None,
-            "kernel": list(p.kernel_patterns),
-        }
-        for p in _sorted(catalog)
-    ]
-
-
-def render_list(console: Console, catalog: Catalog) -> None:
+def render_list(console: Console, view: Sequence[Mapping[str, Any]]) -> None:
     table = Table(header_style="bold", title="platforms (what -platform would accept)")
     for col in ("platform", "kind", "kernel", "capabilities", "recognised by"):
         table.add_column(col, overflow="fold")
-    for p in _sorted(catalog):
-        if p.kind == "upstream":
-            when = f"{p.released or '?'}{' LTS' if p.lts else ''}"
-            table.add_row(p.id, "upstream", f"{p.linux} ({when})", str(len(p.capabilities)), "-")
+    for p in view:
+        caps = str(len(p["capabilities"]))
+        if p["kind"] == "upstream":
+            when = f"{p['released'] or '?'}{' LTS' if p['lts'] else ''}"
+            table.add_row(p["id"], "upstream", f"{p['linux']} ({when})", caps, "-")
         else:
-            how = f"os {p.os_id} {p.os_version or ''}; kernel {' | '.join(p.kernel_patterns)}"
-            table.add_row(p.id, "distro", f"{p.linux} base", str(len(p.capabilities)), how)
+            os_ = p["os"] or {}
+            how = (
+                f"os {os_.get('id')} {os_.get('version_id') or ''}; "
+                f"kernel {' | '.join(p['kernel'])}"
+            )
+            table.add_row(p["id"], "distro", f"{p['linux']} base", caps, how)
     console.print(table)
 
 
-def show_json(catalog: Catalog, name: str) -> dict[str, Any]:
-    p = catalog.platform(name)
-    return {
-        "id": p.id,
-        "kind": p.kind,
-        "title": p.title,
-        "linux": p.linux,
-        "released": p.released,
-        "lts": p.lts,
-        "extends": p.extends,
-        "parents": parents(catalog, p.id),
-        "children": children(catalog, p.id),
-        "equivalent": equivalents(catalog, p.id),
-        "capabilities": [
-            {
-                "id": c.id,
-                "title": c.title,
-                "linux": c.linux,
-                "verified": c.verified,
-                "via": _via(p, c.id),
-                "sources": [dict(s) for s in c.sources],
-            }
-            for c in sorted(
-                (catalog.capabilities[cid] for cid in p.capabilities),
-                key=lambda c: (c.linux_tuple, c.id),
-            )
-        ],
-        "backports": [b.__dict__ for b in p.backports],
-        "missing": [b.__dict__ for b in p.missing],
-        "sources": [dict(s) for s in p.sources],
-        "note": p.note,
-    }
+def show_json(doc: Mapping[str, Any]) -> str:
+    return json.dumps(dict(doc), indent=2) + "\n"
 
 
-def _via(p: Platform, cap_id: str) -> str:
-    if any(b.capability == cap_id for b in p.backports):
-        return "backport"
-    return "kernel"
-
-
-def render_show(console: Console, catalog: Catalog, name: str) -> None:
-    doc = show_json(catalog, name)
+def render_show(console: Console, doc: Mapping[str, Any]) -> None:
     console.print(Text(f"{doc['id']}: {doc['title']}", style="bold"))
     console.print(
         f"kernel {doc['linux']}" + (f", released {doc['released']}" if doc["released"] else "")
@@ -130,23 +80,28 @@ def _class_label(members: list[str]) -> str:
     return parts[0] + (" = " + ", ".join(parts[1:]) if len(parts) > 1 else "")
 
 
-def graph_text(catalog: Catalog) -> str:
+def graph_text(view: Mapping[str, Any]) -> str:
     """An indented tree from the smallest platforms up; each line is one class of platforms
     with the same capabilities."""
-    g = reduced_graph(catalog)
-    roots = sorted((n for n in g.nodes if g.out_degree(n) == 0), key=platform_sort_key)
+    classes = view["classes"]
+    order = {n: i for i, n in enumerate(classes)}
+    supersets: dict[str, list[str]] = {n: [] for n in classes}
+    has_subset: set[str] = set()
+    for e in view["edges"]:
+        supersets[e["subset"]].append(e["superset"])
+        has_subset.add(e["superset"])
+    roots = [n for n in classes if n not in has_subset]
     lines: list[str] = []
     seen: set[str] = set()
 
     def walk(node: str, depth: int) -> None:
-        caps = g.nodes[node]["capabilities"]
-        label = _class_label(g.nodes[node]["members"])
         if node in seen:
             lines.append("  " * depth + f"{node} (see above)")
             return
-        lines.append("  " * depth + f"{label}  [{caps} capabilities]")
+        label = _class_label(classes[node]["members"])
+        lines.append("  " * depth + f"{label}  [{classes[node]['capabilities']} capabilities]")
         seen.add(node)
-        for sup in sorted(g.predecessors(node), key=platform_sort_key):
+        for sup in sorted(supersets[node], key=order.__getitem__):
             walk(sup, depth + 1)
 
     for root in roots:
@@ -154,37 +109,33 @@ def graph_text(catalog: Catalog) -> str:
     return "\n".join(lines) + "\n"
 
 
-def graph_dot(catalog: Catalog) -> str:
-    g = reduced_graph(catalog)
+def graph_dot(view: Mapping[str, Any]) -> str:
     out = ["digraph platforms {", "  rankdir=BT;", '  node [shape=box, fontname="monospace"];']
-    for n in sorted(g.nodes, key=platform_sort_key):
-        label = "\\n".join(g.nodes[n]["members"])
-        out.append(f'  "{n}" [label="{label}\\n({g.nodes[n]["capabilities"]} capabilities)"];')
-    for a, b in sorted(g.edges):
-        out.append(f'  "{b}" -> "{a}";')  # arrow from subset up to superset
+    for n, c in view["classes"].items():
+        label = "\\n".join(c["members"])
+        out.append(f'  "{n}" [label="{label}\\n({c["capabilities"]} capabilities)"];')
+    for e in view["edges"]:
+        out.append(f'  "{e["subset"]}" -> "{e["superset"]}";')  # subset up to superset
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def graph_mermaid(catalog: Catalog) -> str:
-    g = reduced_graph(catalog)
-
+def graph_mermaid(view: Mapping[str, Any]) -> str:
     def node(n: str) -> str:
         return n.replace(".", "_").replace("-", "_")
 
     out = ["graph BT"]
-    for n in sorted(g.nodes, key=platform_sort_key):
-        out.append(f'  {node(n)}["{_class_label(g.nodes[n]["members"])}"]')
-    for a, b in sorted(g.edges):
-        out.append(f"  {node(b)} --> {node(a)}")
+    for n, c in view["classes"].items():
+        out.append(f'  {node(n)}["{_class_label(c["members"])}"]')
+    for e in view["edges"]:
+        out.append(f"  {node(e['subset'])} --> {node(e['superset'])}")
     return "\n".join(out) + "\n"
 
 
-def graph_json(catalog: Catalog) -> str:
-    g = reduced_graph(catalog)
+def graph_json(view: Mapping[str, Any]) -> str:
     doc = {
-        "nodes": platforms_json(catalog),
-        "classes": {n: g.nodes[n]["members"] for n in sorted(g.nodes, key=platform_sort_key)},
-        "edges": [{"superset": a, "subset": b} for a, b in sorted(g.edges)],
+        "nodes": view["nodes"],
+        "classes": {n: c["members"] for n, c in view["classes"].items()},
+        "edges": view["edges"],
     }
     return json.dumps(doc, indent=2) + "\n"

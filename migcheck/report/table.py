@@ -9,9 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from migcheck.checks.base import Finding, Status
+from migcheck.findings import Finding, Status
 from migcheck.pair import PairReport
-from migcheck.redact import redact_text, redact_value
 from migcheck.verdict import Verdict
 
 _STATUS_STYLE = {
@@ -28,7 +27,7 @@ _VERDICT_STYLE = {
 
 
 def _value(v: Any) -> str:
-    return redact_text(_plain(v))  # no command-line secret on screen (migcheck/redact.py)
+    return _plain(v)
 
 
 def _plain(v: Any) -> str:
@@ -40,7 +39,7 @@ def _plain(v: Any) -> str:
         shown = ", ".join(str(x) for x in v[:6])
         return shown + (f" +{len(v) - 6}" if len(v) > 6 else "")
     if isinstance(v, dict):
-        return ", ".join(f"{k}={redact_value(k, val)}" for k, val in v.items())
+        return ", ".join(f"{k}={val}" for k, val in v.items())
     return str(v)
 
 
@@ -67,14 +66,14 @@ WIDE = 130
 
 
 def _why(f: Finding, with_values: bool) -> Text:
-    why = Text(redact_text(f.message))
+    why = Text(f.message)
     if with_values and (f.source is not None or f.destination is not None):
         why.append(
             f"\nsource: {_value(f.source)}  destination: {_value(f.destination)}", style="dim"
         )
     if f.fix and f.status is not Status.PASS:
         why.append("\nfix: ", style="bold")
-        why.append(redact_text(f.fix))
+        why.append(f.fix)
     return why
 
 

@@ -1,0 +1,170 @@
+"""Every output format, in one registry, and the one place secrets are redacted.
+
+A command asks for a format by name; the registry redacts the judgment once (findings'
+messages, values and fixes: command-line secrets never reach any output) and hands the
+redacted data to the renderer. Renderers never redact, judge or read the catalog.
+
+Renderers either return text (JSON, JUnit, Markdown, HTML: written to stdout or a file
+as is) or draw on a rich console (tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rich.console import Console
+
+from migcheck.findings import Finding
+from migcheck.fleet import Change, FleetResult
+from migcheck.pair import PairReport
+from migcheck.redact import redact_json, redact_text
+from migcheck.verdict import Verdict
+
+
+def redact_finding(f: Finding) -> Finding:
+    return replace(
+        f,
+        message=redact_text(f.message),
+        source=redact_json(f.source),
+        destination=redact_json(f.destination),
+        fix=redact_text(f.fix) if f.fix else f.fix,
+    )
+
+
+def redact_report(report: PairReport) -> PairReport:
+    return replace(report, findings=tuple(redact_finding(f) for f in report.findings))
+
+
+def redact_fleet(result: FleetResult) -> FleetResult:
+    cells = {
+        key: replace(
+            cell,
+            report=redact_report(cell.report),
+            reverse=redact_report(cell.reverse) if cell.reverse else None,
+        )
+        for key, cell in result.cells.items()
+    }
+    blocked = {k: [redact_finding(f) for f in fs] for k, fs in result.cannot_start.items()}
+    failed = {h: redact_text(why) for h, why in result.failed_hosts.items()}
+    return replace(result, cells=cells, cannot_start=blocked, failed_hosts=failed)
+
+
+# --- pair ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairView:
+    """A redacted judgment of one guest, one or both directions."""
+
+    forward: PairReport
+    reverse: PairReport | None
+    verdict: Verdict
+
+    @property
+    def reports(self) -> list[PairReport]:
+        return [self.forward] + ([self.reverse] if self.reverse else [])
+
+
+def _pair_table(view: PairView, console: Console) -> None:
+    from migcheck.report.table import render_pair
+
+    render_pair(console, view.forward)
+    if view.reverse is not None:
+        console.print()
+        render_pair(console, view.reverse)
+
+
+def _pair_json(view: PairView, console: Console) -> str:
+    from migcheck.report.json import render_pair
+
+    return render_pair(view.forward, view.reverse, view.verdict)
+
+
+def _pair_junit(view: PairView, console: Console) -> str:
+    from migcheck.report.pair_ci import render_junit
+
+    return render_junit(view.reports)
+
+
+def _pair_markdown(view: PairView, console: Console) -> str:
+    from migcheck.report.pair_ci import render_markdown
+
+    return render_markdown(view.reports, view.verdict.value)
+
+
+PAIR_FORMATS: dict[str, Callable[[PairView, Console], str | None]] = {
+    "table": _pair_table,
+    "json": _pair_json,
+    "junit": _pair_junit,
+    "markdown": _pair_markdown,
+}
+
+
+def render_pair(
+    fmt: str,
+    forward: PairReport,
+    reverse: PairReport | None,
+    verdict: Verdict,
+    console: Console,
+) -> str | None:
+    """Text to write, or None when the renderer drew on ``console``."""
+    view = PairView(redact_report(forward), redact_report(reverse) if reverse else None, verdict)
+    return PAIR_FORMATS[fmt](view, console)
+
+
+# --- fleet -----------------------------------------------------------------------------------
+
+
+def _fleet_table(result: FleetResult, changes: Sequence[Change] | None, console: Console) -> None:
+    from migcheck.report.fleet import render_table
+
+    render_table(console, result, changes)
+
+
+def _fleet_text(name: str) -> Callable[[FleetResult, Sequence[Change] | None, Console], str]:
+    def render(result: FleetResult, changes: Sequence[Change] | None, console: Console) -> str:
+        if name == "html":
+            from migcheck.report.html import render_html
+
+            return render_html(result, changes)
+        from migcheck.report import fleet
+
+        renderer: Any = {
+            "json": fleet.render_json,
+            "junit": fleet.render_junit,
+            "markdown": fleet.render_markdown,
+        }[name]
+        return renderer(result, changes)
+
+    return render
+
+
+FLEET_FORMATS: dict[str, Callable[[FleetResult, Sequence[Change] | None, Console], str | None]] = {
+    "table": _fleet_table,
+    "json": _fleet_text("json"),
+    "junit": _fleet_text("junit"),
+    "markdown": _fleet_text("markdown"),
+    "html": _fleet_text("html"),
+}
+
+# The format a report file's extension asks for (``-o gate.xml``).
+EXTENSIONS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "html"}
+
+
+def render_fleet(
+    fmt: str, result: FleetResult, changes: Sequence[Change] | None, console: Console
+) -> str | None:
+    return FLEET_FORMATS[fmt](redact_fleet(result), changes, console)
+
+
+__all__ = [
+    "EXTENSIONS",
+    "FLEET_FORMATS",
+    "PAIR_FORMATS",
+    "redact_fleet",
+    "redact_report",
+    "render_fleet",
+    "render_pair",
+]
