@@ -74,9 +74,7 @@ def test_imports_follow_the_layers(path: Path):
     for layer, banned in FORBIDDEN.items():
         if name != layer and not name.startswith(layer + "."):
             continue
-        bad = sorted(
-            i for i in imports(path) for b in banned if i == b or i.startswith(b + ".")
-        )
+        bad = sorted(i for i in imports(path) for b in banned if i == b or i.startswith(b + "."))
         assert not bad, f"{name} ({layer}) must not import {bad}"
 
 
