@@ -67,6 +67,14 @@ class _Qmp:
                 return reply
 
 
+def qemu_argv(args: list[str]) -> list[str]:
+    """The command line migrate_refusal() starts (without the chroot prefix)."""
+    argv = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-S", "-m", "128"]
+    if "-accel" not in args:  # several -accel options are a fallback list: the first wins
+        argv += ["-accel", accel()]
+    return [*argv, "-qmp", "stdio", *args]
+
+
 def migrate_refusal(
     args: list[str], *, chroot: Path | None = None, timeout: float = 60.0
 ) -> tuple[bool, str]:
@@ -76,10 +84,7 @@ def migrate_refusal(
     failed, with QEMU's error text; (False, "completed") when it went through. Raises
     RuntimeError with QEMU's stderr when QEMU does not start.
     """
-    argv = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-S", "-m", "128"]
-    if "-accel" not in args:  # several -accel options are a fallback list: the first wins
-        argv += ["-accel", accel()]
-    argv += ["-qmp", "stdio", *args]
+    argv = qemu_argv(args)
     if chroot is not None:
         argv = ["chroot", str(chroot), *argv]
     proc = subprocess.Popen(

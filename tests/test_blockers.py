@@ -47,10 +47,18 @@ def test_blocking_configurations(text: str, blocker: str):
     assert report.verdict is Verdict.UNSAFE
 
 
+def test_vfio_with_migration_enabled_blocks_only_postcopy():
+    """enable-migration=on lifts the VFIO blocker; postcopy is still refused (a warning)."""
+    text = "-cpu host -device vfio-pci,host=0000:3b:00.0,enable-migration=on"
+    found = blockers_of(text)
+    assert found == {"blocker": "pass", "blocker.vfio-pci-postcopy": "warn"}, found
+    report = check_pair(parse_cmdline(BASE + text, "x"), HOST, HOST)
+    assert report.verdict is not Verdict.UNSAFE
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        "-cpu host -device vfio-pci,host=0000:3b:00.0,enable-migration=on",
         "-cpu EPYC,+invtsc,tsc-frequency=2500000000",
         "-cpu host -object memory-backend-file,id=m,size=1G,mem-path=/dev/shm/x,share=on "
         "-device ivshmem-plain,memdev=m,master=on",
@@ -85,3 +93,122 @@ def test_blocker_finding_says_what_and_how_to_fix():
     assert f.status is Status.FAIL
     assert "vfio-pci id=gpu0" in f.message
     assert f.fix
+
+
+# --------------------------------------------------------------------------- audit additions
+
+
+@pytest.mark.parametrize(
+    ("text", "blocker", "status"),
+    [
+        ("-drive if=none,id=d0,file=fat:rw:/srv/x,format=raw", "block-vvfat-rw", "fail"),
+        ("-hda fat:floppy:rw:/srv/x", "block-vvfat-rw", "fail"),
+        ("-drive if=none,id=d0,file.driver=vvfat,file.dir=/x,file.rw=on", "block-vvfat-rw",
+         "fail"),
+        ("-blockdev driver=vvfat,dir=/srv/x,rw=on,node-name=n0", "block-vvfat-rw", "fail"),
+        ('-blockdev \'{"driver":"vvfat","dir":"/srv/x","rw":true,"node-name":"n0"}\'',
+         "block-vvfat-rw", "fail"),
+        ("-device rocker,name=sw0", "rocker", "fail"),
+        ("-object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0",
+         "virtio-crypto", "fail"),
+        ("-device hv-syndbg,host_ip=127.0.0.1,host_port=50000", "hv-syndbg", "fail"),
+        ("-device virtio-sound-pci,audiodev=a0", "virtio-sound", "fail"),
+        ("-device ufs,serial=x", "ufs", "fail"),
+        ("-device virtio-gpu-rutabaga-pci", "virtio-gpu-rutabaga", "fail"),
+        ("-accel kvm,xen-version=0x4000a", "kvm-xen-emulation", "fail"),
+        ("-tpmdev passthrough,id=t0,path=/dev/tpm0 -device tpm-crb,tpmdev=t0",
+         "tpm-passthrough", "warn"),
+        ("-tpmdev type=passthrough,id=t0 -device tpm-tis,tpmdev=t0", "tpm-passthrough", "warn"),
+    ],
+)  # fmt: skip
+def test_audited_blockers_match_their_command_lines(text: str, blocker: str, status: str):
+    found = blockers_of("-cpu host " + text)
+    assert found.get(f"blocker.{blocker}") == status, found
+    report = check_pair(parse_cmdline(BASE + "-cpu host " + text, "x"), HOST, HOST)
+    assert (report.verdict is Verdict.UNSAFE) == (status == "fail")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-drive if=none,id=d0,file=fat:/srv/x,format=raw,readonly=on",  # read-only vvfat
+        "-blockdev driver=vvfat,dir=/srv/x,node-name=n0",
+        "-tpmdev emulator,id=t0,chardev=c0 -device tpm-tis,tpmdev=t0",  # swtpm state migrates
+        "-device virtio-gpu-pci",
+    ],
+)
+def test_audited_blockers_do_not_match_neighbours(text: str):
+    assert blockers_of("-cpu host " + text) == {"blocker": "pass"}
+
+
+def test_a_blocker_is_counted_only_in_its_release_range():
+    """vhost-user-fs: unmigratable before 8.2, then back-end dependent (a warning)."""
+    trixie = fixture_facts("debian13-qemu10.0-epyc-pvm.json")
+    text = "-cpu host -chardev socket,id=c0,path=/run/vfs.sock "
+    text += "-device vhost-user-fs-pci,chardev=c0,tag=fs"
+    assert blockers_of(text) == {"blocker.vhost-user-fs": "fail"}
+    assert blockers_of(text, trixie) == {"blocker": "pass", "blocker.vhost-user-fs-backend": "warn"}
+
+
+# --------------------------------------------------------------------------- loader strictness
+
+GOOD_ENTRY = """
+[[blocker]]
+id = "x"
+title = "t"
+match = { device = ["rocker"] }
+message = "m"
+fix = "f"
+[[blocker.sources]]
+title = "s"
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('severty = "warn"\n', "unknown key(s) severty"),
+        ('severity = "maybe"\n', "'severity' should be one of block, warn"),
+        ("postcopy_only = 1\n", "'postcopy_only' should be true or false"),
+        ('qemu_since = "9.0"\nqemu_until = "8.2"\n', "qemu_since should be older"),
+        ('qemu_since = "nine"\n', "qemu_since 'nine' is not a QEMU version"),
+        ('unless = { drive_prop = { rw = "on" } }\n', "'unless' takes only"),
+    ],
+)
+def test_a_broken_entry_names_file_and_entry(tmp_path, extra: str, problem: str):
+    from migcheck.blockers import load_blockers
+    from migcheck.catalog import CatalogError
+
+    path = tmp_path / "blockers.toml"
+    path.write_text(GOOD_ENTRY.replace('fix = "f"\n', 'fix = "f"\n' + extra))
+    with pytest.raises(CatalogError) as e:
+        load_blockers(path)
+    assert f"{path} [x]" in str(e.value) and problem in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        '{ option = { option = "drive", key = "file", value_re = "([" } }',
+        '{ option = { option = "drive", key = "file", value = "a", value_re = "a" } }',
+        '{ option = { option = "blockdev", value = "vvfat", also = { rw = "on" } } }',
+        '{ option = { option = "drive", key = "file", valu = "a" } }',
+    ],
+)
+def test_a_broken_option_match_is_refused(tmp_path, match: str):
+    from migcheck.blockers import load_blockers
+    from migcheck.catalog import CatalogError
+
+    path = tmp_path / "blockers.toml"
+    path.write_text(GOOD_ENTRY.replace('{ device = ["rocker"] }', match))
+    with pytest.raises(CatalogError, match=r"\[x\].*match\.option"):
+        load_blockers(path)
+
+
+def test_the_shipped_catalog_loads_and_every_warning_says_why():
+    blockers = load_catalog().blockers
+    assert len(blockers) >= 40
+    assert {b.id for b in blockers if b.severity == "warn"} >= {"tpm-passthrough"}
+    assert {b.id for b in blockers if b.postcopy_only} == {"vfio-pci-postcopy"}
+    for b in blockers:
+        assert b.verified or b.note, b.id
