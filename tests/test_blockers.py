@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import require
 from qemudata import fixture_facts
 
 from migcheck.catalog import load_catalog
@@ -212,3 +213,125 @@ def test_the_shipped_catalog_loads_and_every_warning_says_why():
     assert {b.id for b in blockers if b.postcopy_only} == {"vfio-pci-postcopy"}
     for b in blockers:
         assert b.verified or b.note, b.id
+
+
+# --------------------------------------------------------------------------- real QEMU
+# Each case starts the real QEMU (Debian 12's 7.2 on the host, Debian 13's 10.0 in the
+# chroot) with the configuration, issues 'migrate' to exec:cat, and asserts QEMU refuses with
+# the blocker's text; then migcheck, given the same command line, must name that blocker and
+# say unsafe. {dir} is a scratch directory QEMU can see (inside the chroot for 10.0).
+
+REAL_CASES = [
+    # (blocker id, builds, args, QEMU's error text)
+    ("block-vvfat-rw", ("7.2", "10.0"),
+     "-drive if=none,id=d0,file=fat:rw:{dir}/vv,format=raw",
+     "The vvfat (rw) format used by node"),
+    ("rocker", ("7.2", "10.0"), "-device rocker,name=sw0", "non-migratable device"),
+    ("virtio-crypto", ("7.2", "10.0"),
+     "-object cryptodev-backend-builtin,id=c0 -device virtio-crypto-pci,cryptodev=c0",
+     "non-migratable device '0000:00:02.0/virtio-crypto'"),
+    ("virtio-sound", ("10.0",), "-audiodev none,id=a0 -device virtio-sound-pci,audiodev=a0",
+     "non-migratable device '0000:00:02.0/virtio-sound-device'"),
+    ("ufs", ("10.0",), "-device ufs,serial=x", "non-migratable device '0000:00:02.0/ufs'"),
+    ("qemu-vdagent", ("7.2", "10.0"), "-chardev qemu-vdagent,id=v0,name=vdagent",
+     "The vdagent chardev doesn't yet support migration"),
+    ("invtsc", ("7.2", "10.0"), "-cpu qemu64,+invtsc",
+     "State blocked by non-migratable CPU device (invtsc flag)"),
+    ("block-vmdk", ("7.2",), "-drive if=none,id=d0,file={dir}/d.vmdk,format=vmdk",
+     "The vmdk format used by node"),
+    ("usb-unmigratable", ("7.2",),
+     "-audiodev none,id=a0 -device qemu-xhci -device usb-audio,audiodev=a0",
+     "non-migratable device '0000:00:02.0/1/usb-audio'"),
+    ("amd-iommu", ("10.0",), "-machine q35 -device amd-iommu",
+     "non-migratable device 'amd-iommu'"),
+    ("ivshmem", ("10.0",),
+     "-object memory-backend-file,id=m,size=1M,mem-path={dir}/shm,share=on "
+     "-device ivshmem-plain,memdev=m",
+     "Migration is disabled when using feature 'peer mode' in device 'ivshmem'"),
+    ("nvme", ("7.2",),
+     "-drive if=none,id=d0,file={dir}/d.img,format=raw -device nvme,serial=x,drive=d0",
+     "non-migratable device '0000:00:02.0/nvme'"),
+]  # fmt: skip
+
+# The lifting condition, on the real QEMU: it migrates, and migcheck flags nothing.
+REAL_LIFTED = [
+    ("block-vvfat-rw", "-drive if=none,id=d0,file=fat:{dir}/vv,format=raw,readonly=on"),
+    ("ivshmem",
+     "-object memory-backend-file,id=m,size=1M,mem-path={dir}/shm,share=on "
+     "-device ivshmem-plain,memdev=m,master=on"),
+]  # fmt: skip
+
+
+def _real_params(cases):
+    return [
+        pytest.param(build, *case, id=f"{case[0]}-{build}")
+        for case in cases
+        for build in (case[1] if isinstance(case[1], tuple) else ("7.2", "10.0"))
+    ]
+
+
+@pytest.fixture
+def scratch(request, tmp_path):
+    """(directory as QEMU sees it, chroot or None) for the build under test."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from blocker_qemu import TRIXIE, have_qemu72, have_trixie
+
+    build = request.node.callspec.params["build"]
+    if build == "7.2":
+        require(have_qemu72(), "qemu-system-x86_64 (Debian 12's QEMU 7.2) is not installed")
+        host_dir, root = tmp_path, None
+    else:
+        require(have_trixie(), f"Debian 13 chroot with QEMU 10.0 missing at {TRIXIE} (or not root)")
+        host_dir, root = Path(tempfile.mkdtemp(prefix="migcheck-blk-", dir=TRIXIE / "tmp")), TRIXIE
+        request.addfinalizer(lambda: shutil.rmtree(host_dir, ignore_errors=True))
+    require(shutil.which("qemu-img") is not None, "qemu-img is not installed")
+    (host_dir / "vv").mkdir()
+    for name, fmt in (("d.img", "raw"), ("d.vmdk", "vmdk")):
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", fmt, str(host_dir / name), "1M"], check=True
+        )
+    seen = "/" + str(host_dir.relative_to(root)) if root is not None else str(host_dir)
+    return seen, root
+
+
+def _migcheck_blockers(argv: list[str], build: str) -> tuple[dict[str, str], Verdict]:
+    import shlex
+
+    host = HOST if build == "7.2" else fixture_facts("debian13-qemu10.0-epyc-pvm.json")
+    report = check_pair(parse_cmdline(shlex.join(argv), "x"), host, host)
+    found = {f.id: f.status.value for f in report.findings if f.id.startswith("blocker")}
+    return found, report.verdict
+
+
+@pytest.mark.parametrize(
+    ("build", "blocker", "builds", "args", "refusal"), _real_params(REAL_CASES)
+)
+def test_real_qemu_refuses_and_migcheck_agrees(scratch, build, blocker, builds, args, refusal):
+    import shlex
+
+    from blocker_qemu import migrate_refusal, qemu_argv
+
+    where, root = scratch
+    argv = shlex.split(args.format(dir=where))
+    refused, text = migrate_refusal(argv, chroot=root)
+    assert refused and refusal in text, (build, text)
+    found, verdict = _migcheck_blockers(qemu_argv(argv), build)
+    assert found.get(f"blocker.{blocker}") == "fail", found
+    assert verdict is Verdict.UNSAFE
+
+
+@pytest.mark.parametrize(("build", "blocker", "args"), _real_params(REAL_LIFTED))
+def test_real_qemu_migrates_the_lifted_form_and_migcheck_agrees(scratch, build, blocker, args):
+    import shlex
+
+    from blocker_qemu import migrate_refusal, qemu_argv
+
+    where, root = scratch
+    argv = shlex.split(args.format(dir=where))
+    assert migrate_refusal(argv, chroot=root) == (False, "completed")
+    found, _ = _migcheck_blockers(qemu_argv(argv), build)
+    assert found == {"blocker": "pass"}, found
