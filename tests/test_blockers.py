@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from conftest import require
 from qemudata import fixture_facts
@@ -335,3 +338,62 @@ def test_real_qemu_migrates_the_lifted_form_and_migcheck_agrees(scratch, build, 
     assert migrate_refusal(argv, chroot=root) == (False, "completed")
     found, _ = _migcheck_blockers(qemu_argv(argv), build)
     assert found == {"blocker": "pass"}, found
+
+
+# --------------------------------------------------------------------------- the audit
+
+AUDIT = Path(__file__).parent.parent / "migcheck/catalog/data/qemu/BLOCKERS-AUDIT.md"
+QEMU_SOURCES = {  # release heading in the audit -> Debian source tree (see the audit)
+    "7.2": Path("/var/tmp/qemu-src/qemu-7.2+dfsg"),
+    "10.0": Path("/var/tmp/qemu-src/qemu-10.0.13+ds"),
+}
+
+
+def _audit_rows() -> dict[str, list[tuple[str, str]]]:
+    """Release -> [(file:line, disposition)] from the audit's per-release tables."""
+    rows: dict[str, list[tuple[str, str]]] = {}
+    release = None
+    for line in AUDIT.read_text().splitlines():
+        if line.startswith("### QEMU "):
+            release = line.split()[2]
+            rows[release] = []
+        elif release and line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[release].append((cells[0].strip("`"), cells[2]))
+    return rows
+
+
+def test_the_audit_and_the_catalog_name_each_other():
+    ids = {b.id for b in load_catalog().blockers}
+    text = AUDIT.read_text()
+    assert not [i for i in ids if f"`{i}`" not in text and not re.search(rf"\b{i}\b", text)]
+    named = set()
+    for rows in _audit_rows().values():
+        for _, disposition in rows:
+            if not disposition.startswith("LEFT OUT"):
+                named |= set(re.findall(r"[a-z0-9][a-z0-9-]+", disposition.split("(")[0]))
+    assert named and named <= ids, named - ids
+    assert set(_audit_rows()) == {"7.2", "10.0", "10.2"}
+
+
+@pytest.mark.parametrize("release", sorted(QEMU_SOURCES))
+def test_the_audit_lists_every_call_site_in_the_source(release: str):
+    """Re-run the audit's grep on Debian's source tree: no call site may be missing."""
+    import subprocess
+
+    tree = QEMU_SOURCES[release]
+    if not tree.is_dir():  # the tree is a shared scratch copy, not a tool the suite needs
+        pytest.skip(f"QEMU {release} source not unpacked at {tree} (apt-get source qemu)")
+    pattern = r"migrate_add_blocker\|unmigratable *= *1\|unmigratable = true"
+    out = subprocess.run(
+        ["grep", "-rn", pattern, "--include=*.c", "."],
+        cwd=tree, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    skip = ("./.pc/", "./tests/", "./stubs/", "./migration/migration.c")
+    found = {
+        ":".join(line.split(":", 2)[:2])[2:]
+        for line in out.splitlines()
+        if not line.startswith(skip)
+    }
+    listed = {site for site, _ in _audit_rows()[release]}
+    assert found == listed, (sorted(found - listed), sorted(listed - found))
