@@ -75,6 +75,30 @@ def qemu_argv(args: list[str]) -> list[str]:
     return [*argv, "-qmp", "stdio", *args]
 
 
+def cpu_property(
+    args: list[str], prop: str, *, chroot: Path | None = None, timeout: float = 60.0
+) -> Any:
+    """``qom-get`` of the first vCPU's ``prop`` in a QEMU started with ``args``."""
+    proc = subprocess.Popen(
+        ["chroot", str(chroot), *qemu_argv(args)] if chroot is not None else qemu_argv(args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        qmp = _Qmp(proc, timeout)
+        qmp._line()
+        qmp.cmd("qmp_capabilities")
+        path = qmp.cmd("query-cpus-fast")["return"][0]["qom-path"]
+        return qmp.cmd("qom-get", path=path, property=prop)["return"]
+    finally:
+        proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout):
+            if f is not None:
+                f.close()
+
+
 def migrate_refusal(
     args: list[str], *, chroot: Path | None = None, timeout: float = 60.0
 ) -> tuple[bool, str]:

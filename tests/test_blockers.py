@@ -397,3 +397,21 @@ def test_the_audit_lists_every_call_site_in_the_source(release: str):
     }
     listed = {site for site, _ in _audit_rows()[release]}
     assert found == listed, (sorted(found - listed), sorted(listed - found))
+
+
+@pytest.mark.parametrize("build", ["7.2", "10.0"])
+def test_real_qemu_invtsc_is_lifted_by_the_hosts_tsc_frequency(scratch, build):
+    """invtsc blocks unless tsc-frequency is set (kvm_arch_init_vcpu(): env->user_tsc_khz).
+    Under KVM the frequency must be one the host can run (without TSC scaling, its own), so
+    ask QEMU for the host's: the vCPU's tsc-frequency property."""
+
+    from blocker_qemu import accel, cpu_property, migrate_refusal, qemu_argv
+
+    require(accel() == "kvm", "/dev/kvm is not usable: the invtsc blocker is KVM-only")
+    _, root = scratch
+    hz = cpu_property(["-cpu", "qemu64,+invtsc"], "tsc-frequency", chroot=root)
+    assert isinstance(hz, int) and hz > 0
+    argv = ["-cpu", f"qemu64,+invtsc,tsc-frequency={hz}"]
+    assert migrate_refusal(argv, chroot=root) == (False, "completed")
+    found, _ = _migcheck_blockers(qemu_argv(argv), build)
+    assert found == {"blocker": "pass"}, found
