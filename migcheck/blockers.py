@@ -2,11 +2,17 @@
 
 Each entry is a configuration QEMU itself refuses to live-migrate (it registers a
 migration blocker or marks a device unmigratable), with the condition that lifts it and
-the QEMU source that says so.
+the QEMU source that says so. ``severity = "warn"`` marks configurations QEMU migrates but
+that change what the guest sees (host-backed identity such as TPM passthrough) or whose
+blocker depends on the host at run time; ``postcopy_only`` marks refusals that hit only
+postcopy migration, never the default precopy. The audit of every QEMU call site behind
+the file is ``BLOCKERS-AUDIT.md`` beside it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +21,25 @@ from typing import Any
 from migcheck.catalog import _sources, check_option
 from migcheck.catalog.toml import CatalogError
 from migcheck.catalog.toml import read_toml as _read
+from migcheck.cmdline import split_keyval
 from migcheck.cpufeatures import canonical
 from migcheck.vm import Device, VmSpec, as_bool
 
 MATCH_KINDS = ("device", "object", "cpu_feature", "cpu_prop", "option")
+UNLESS_KINDS = ("device_prop", "cpu_prop", "object_prop")
+SEVERITIES = ("block", "warn")
+ENTRY_KEYS = frozenset(
+    {
+        "id", "title", "match", "unless", "message", "fix", "verified", "note", "sources",
+        "qemu_since", "qemu_until", "severity", "postcopy_only",
+    }
+)  # fmt: skip
+# Option alternatives: the keys dependencies._option_matches() reads, plus two that only
+# blockers need: ``value_re`` (a regular expression searched in the value of ``key``, or in
+# the whole option value when ``key`` is absent: -drive file=fat:rw:DIR, -hda fat:rw:DIR)
+# and ``also`` (further key = value pairs the same option must carry: -blockdev
+# driver=vvfat,rw=on).
+OPTION_KEYS = frozenset({"option", "key", "value", "value_re", "also"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,9 @@ class Blocker:
     note: str
     sources: tuple[Mapping[str, str], ...]
     qemu_until: tuple[int, ...] | None = None  # QEMU release that lifted it, if any
+    qemu_since: tuple[int, ...] | None = None  # QEMU release that added it, if known
+    severity: str = "block"  # "block": QEMU refuses; "warn": migrates, but see message
+    postcopy_only: bool = False  # refuses postcopy only; precopy is unaffected
 
 
 def load_blockers(path: Path) -> tuple[Blocker, ...]:
@@ -46,6 +70,9 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             raise CatalogError(where, "needs an 'id'")
         where = f"{path} [{entry['id']}]"
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            raise CatalogError(where, f"unknown key(s) {', '.join(unknown)}")
         if entry["id"] in seen:
             raise CatalogError(where, "duplicate id")
         seen.add(entry["id"])
@@ -56,6 +83,18 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
         unless = entry.get("unless", {})
         if not isinstance(unless, dict) or not all(isinstance(c, dict) for c in unless.values()):
             raise CatalogError(where, "'unless' should be a table of tables")
+        if not set(unless) <= set(UNLESS_KINDS):
+            raise CatalogError(where, f"'unless' takes only {', '.join(UNLESS_KINDS)}")
+        severity = entry.get("severity", "block")
+        if severity not in SEVERITIES:
+            raise CatalogError(where, f"'severity' should be one of {', '.join(SEVERITIES)}")
+        for flag in ("verified", "postcopy_only"):
+            if not isinstance(entry.get(flag, False), bool):
+                raise CatalogError(where, f"{flag!r} should be true or false")
+        since = _version(entry.get("qemu_since"), where, "qemu_since")
+        until = _version(entry.get("qemu_until"), where, "qemu_until")
+        if since is not None and until is not None and since >= until:
+            raise CatalogError(where, "qemu_since should be older than qemu_until")
         for key in ("title", "message", "fix"):
             if not isinstance(entry.get(key), str):
                 raise CatalogError(where, f"{key!r} is missing")
@@ -67,10 +106,13 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
                 unless=unless,
                 message=entry["message"],
                 fix=entry["fix"],
-                verified=bool(entry.get("verified", False)),
+                verified=entry.get("verified", False),
                 note=str(entry.get("note", "")),
                 sources=_sources(entry, where),
-                qemu_until=_version(entry.get("qemu_until"), where),
+                qemu_until=until,
+                qemu_since=since,
+                severity=severity,
+                postcopy_only=entry.get("postcopy_only", False),
             )
         )
     return tuple(out)
@@ -91,15 +133,30 @@ def _check_match(match: Mapping[str, Any], where: str) -> None:
             raise CatalogError(where, "match.option should be a table or a list of tables")
         for alternative in alternatives:
             check_option(alternative, f"{where} match.option")
+            unknown = sorted(set(alternative) - OPTION_KEYS)
+            if unknown:
+                raise CatalogError(where, f"match.option: unknown key(s) {', '.join(unknown)}")
+            if "value_re" in alternative:
+                if "value" in alternative:
+                    raise CatalogError(where, "match.option: 'value' or 'value_re', not both")
+                try:
+                    re.compile(str(alternative["value_re"]))
+                except re.error as e:
+                    raise CatalogError(where, f"match.option: bad value_re ({e})") from None
+            also = alternative.get("also")
+            if also is not None and (
+                not isinstance(also, dict) or not also or "key" not in alternative
+            ):
+                raise CatalogError(where, "match.option: 'also' needs 'key' and a non-empty table")
 
 
-def _version(value: Any, where: str) -> tuple[int, ...] | None:
+def _version(value: Any, where: str, key: str = "qemu_until") -> tuple[int, ...] | None:
     if value is None:
         return None
     try:
         return tuple(int(p) for p in str(value).split("."))
     except ValueError:
-        raise CatalogError(where, f"qemu_until {value!r} is not a QEMU version") from None
+        raise CatalogError(where, f"{key} {value!r} is not a QEMU version") from None
 
 
 def _same(value: Any, want: Any) -> bool:
@@ -140,20 +197,74 @@ def _lifted(vm: VmSpec, blocker: Blocker, device: Device | None) -> bool:
 
 
 def _describe_option(target: Mapping[str, Any]) -> str:
-    key, value = target.get("key"), target.get("value")
-    return f"-{target.get('option')} " + (f"{key}={value}" if value is not None else f"{key}")
+    key, value = target.get("key"), target.get("value", target.get("value_re"))
+    text = f"{key}={value}" if key is not None and value is not None else f"{key or value}"
+    text += "".join(f",{k}={v}" for k, v in dict(target.get("also", {})).items())
+    return f"-{target.get('option')} {text}"
+
+
+def _option_props(value: str) -> tuple[str | None, dict[str, Any]] | None:
+    """(implied first item, properties) of one option value, keyval or JSON."""
+    if value.lstrip().startswith("{"):  # JSON syntax, as libvirt writes -blockdev
+        try:
+            doc = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+        return (None, doc) if isinstance(doc, dict) else None
+    return split_keyval(value)
+
+
+def _extended_option_matches(vm: VmSpec, alternative: Mapping[str, Any]) -> bool:
+    """An option alternative with ``value_re`` or ``also`` (see OPTION_KEYS)."""
+    from migcheck.dependencies import _same as option_same
+
+    key, pattern = alternative.get("key"), alternative.get("value_re")
+    want = alternative.get("value")
+    for opt in vm.options:
+        if opt.name != alternative["option"] or opt.value is None:
+            continue
+        if key is None:  # the regular expression reads the whole value (-hda fat:rw:DIR)
+            if pattern is not None and re.search(str(pattern), opt.value):
+                return True
+            continue
+        parsed = _option_props(opt.value)
+        if parsed is None or key not in parsed[1]:
+            continue
+        props = parsed[1]
+        if pattern is not None:
+            if not re.search(str(pattern), str(props[key])):
+                continue
+        elif not option_same(props[key], None if want is None else str(want)):
+            continue
+        if all(
+            k in props and option_same(props[k], str(v))
+            for k, v in dict(alternative.get("also", {})).items()
+        ):
+            return True
+    return False
+
+
+def _option_hit(vm: VmSpec, alternative: Mapping[str, Any]) -> bool:
+    from migcheck.dependencies import _option_matches
+
+    if "value_re" in alternative or "also" in alternative:
+        return _extended_option_matches(vm, alternative)
+    return _option_matches(vm, dict(alternative))
 
 
 def triggered(
     vm: VmSpec, blockers: tuple[Blocker, ...], qemu: tuple[int, ...] | None = None
 ) -> list[tuple[Blocker, str]]:
     """Blockers this guest's configuration trips on a source running QEMU ``qemu``
-    (None: unknown, every blocker counts), with what tripped each."""
-    from migcheck.dependencies import _option_matches
-
+    (None: unknown, every blocker counts), with what tripped each. A blocker counts on
+    releases ``qemu_since`` <= QEMU < ``qemu_until`` (comparing major.minor: a release's
+    stable updates carry the same blockers)."""
     out = []
+    release = qemu[:2] if qemu is not None else None
     for b in blockers:
-        if b.qemu_until is not None and qemu is not None and qemu >= b.qemu_until:
+        if release is not None and b.qemu_until is not None and release >= b.qemu_until[:2]:
+            continue
+        if release is not None and b.qemu_since is not None and release < b.qemu_since[:2]:
             continue
         kind, target = next(iter(b.match.items()))
         if kind == "device":
@@ -174,7 +285,7 @@ def triggered(
                 out.append((b, "-cpu ...," + ",".join(hits)))
         elif kind == "option":
             alternatives = target if isinstance(target, list) else [target]
-            hit = next((a for a in alternatives if _option_matches(vm, dict(a))), None)
+            hit = next((a for a in alternatives if _option_hit(vm, a)), None)
             if hit is not None and not _lifted(vm, b, None):
                 out.append((b, _describe_option(hit)))
     return out

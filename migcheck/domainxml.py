@@ -729,6 +729,7 @@ class _Converter:
             "serial": self.serial,
             "channel": self.channel,
             "tpm": self.tpm,
+            "crypto": self.crypto,
             "vsock": self.vsock,
             "iommu": self.iommu,
             "memory": self.memory_device,
@@ -992,7 +993,26 @@ class _Converter:
 
     def tpm(self, elem: ET.Element) -> None:
         model = elem.get("model") or "tpm-tis"
-        self.device(elem, model, self.next_id(elem, "tpm"), {})
+        ident = self.next_id(elem, "tpm")
+        self.device(elem, model, ident, {})
+        # The backend decides migration: a host TPM (passthrough) stays behind, swtpm state
+        # moves. libvirt writes -tpmdev passthrough|emulator,id=tpm-<id> (qemuBuildTPMBackendStr).
+        backend = elem.find("backend")
+        kind = backend.get("type") if backend is not None else None
+        if kind in ("passthrough", "emulator"):
+            self.option(elem, "tpmdev", f"{kind},id=tpm-{ident}")
+
+    def crypto(self, elem: ET.Element) -> None:
+        """<crypto model='virtio' type='qemu'><backend model='builtin'|'lkcf'/></crypto>:
+        libvirt's -object cryptodev-backend-*,id=objcrypto<N> and virtio-crypto-pci."""
+        if elem.get("model") != "virtio":
+            return
+        ident = self.next_id(elem, "crypto")
+        backend = elem.find("backend")
+        kind = (backend.get("model") if backend is not None else None) or "builtin"
+        self.obj(elem, f"cryptodev-backend-{kind}", f"obj{ident}", {})
+        name = _virtio_driver("virtio-crypto", None, elem.find("address"))
+        self.device(elem, name, ident, {"cryptodev": f"obj{ident}"})
 
     def vsock(self, elem: ET.Element) -> None:
         name = _virtio_driver("vhost-vsock", elem.get("model"), elem.find("address"))

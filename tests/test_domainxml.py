@@ -81,8 +81,11 @@ def only_device(spec: VmSpec, driver: str) -> Device:
     return found[0]
 
 
-def blockers(spec: VmSpec) -> set[str]:
-    return {b.id for b, _ in triggered(spec, CATALOG.blockers)}
+def blockers(spec: VmSpec, warnings: bool = False) -> set[str]:
+    """Blockers that make the guest unsafe (with ``warnings``, also the warning entries:
+    postcopy-only refusals, host-backed identity)."""
+    hits = triggered(spec, CATALOG.blockers)
+    return {b.id for b, _ in hits if warnings or (b.severity == "block" and not b.postcopy_only)}
 
 
 def capabilities(spec: VmSpec) -> set[str]:
@@ -1198,7 +1201,7 @@ def test_agreement_with_libvirt_test_pairs() -> None:
                 sorted(n.type for n in args.netdevs),
                 None,
             ),
-            "blockers": (blockers(xml), blockers(args), None),
+            "blockers": (blockers(xml, True), blockers(args, True), None),
         }
         xml_caps, args_caps = capabilities(xml), capabilities(args)
         caps_why = _explain_capabilities(xml, args) if xml_caps != args_caps else None

@@ -21,23 +21,31 @@ from migcheck.checks.registry import check
 )
 def check_blockers(ctx: Context) -> list[Finding]:
     hits = triggered(ctx.vm, ctx.platforms.blockers, ctx.src.qemu_version_tuple)
-    if not hits:
+    if not any(b.severity == "block" and not b.postcopy_only for b, _ in hits):
         n = len(ctx.platforms.blockers)
-        return [
-            Finding("blocker", Status.PASS, f"none of {n} known QEMU migration blockers applies")
-        ]
-    findings = []
+        text = f"none of {n} known QEMU migration blockers applies"
+        if hits:
+            text += " to precopy migration (see the warnings)"
+        findings = [Finding("blocker", Status.PASS, text)]
+        if not hits:
+            return findings
+    else:
+        findings = []
     by_id: dict[str, list[str]] = {}
     for blocker, what in hits:
         by_id.setdefault(blocker.id, []).append(what)
     for blocker_id, whats in by_id.items():
         b = next(b for b, _ in hits if b.id == blocker_id)
         caveat = "" if b.verified else " (not confirmed in QEMU source)"
+        # A warning: QEMU migrates it but the guest sees different host-backed hardware
+        # (TPM passthrough), or QEMU refuses only postcopy (precopy, the default, works).
+        warn = b.severity == "warn" or b.postcopy_only
+        scope = "postcopy only, precopy is not blocked: " if b.postcopy_only else ""
         findings.append(
             Finding(
                 f"blocker.{b.id}",
-                Status.FAIL,
-                f"{b.title}: {b.message} [{'; '.join(whats)}]{caveat}",
+                Status.WARN if warn else Status.FAIL,
+                f"{b.title}: {scope}{b.message} [{'; '.join(whats)}]{caveat}",
                 source=whats,
                 destination=None,
                 fix=b.fix,
