@@ -1,0 +1,202 @@
+"""Device defaults per machine type: the same command line must give every device the same
+property values on both QEMU builds.
+
+A property the command line does not set takes its *effective default*: the device class's
+default (``device-list-properties``) overridden by the machine type's compat properties
+(QEMU's ``hw_compat_X_Y`` / ``pc_compat_X_Y``; see :mod:`migcheck.catalog.compat`). A
+versioned machine type exists to keep that value fixed across QEMU releases, but QEMU does
+not always add a compat entry when it changes a class default (``pvpanic`` ``events`` went
+from 3 to 7 in 9.0 with none: hw/misc/pvpanic-isa.c / pvpanic-pci.c ``PVPANIC_EVENTS``), and
+distributions patch both. So each property is compared, source build vs destination build,
+under the source's resolved machine type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from migcheck.catalog.compat import (
+    CompatTable,
+    Unknown,
+    ancestry,
+    matching_compat,
+    parse_value,
+    shipped_compat,
+    virtio_backend,
+)
+from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.registry import check
+from migcheck.facts import Facts
+
+CID = "compat.defaults"
+
+
+def _build(facts: Facts) -> tuple[Any, str | None]:
+    """The facts' per-build QEMU data (``Facts.build``), or None and why it is missing."""
+    build = getattr(facts, "build", None)
+    if build is not None:
+        return build, None
+    why = getattr(facts, "build_missing", None) or "no per-build QEMU data in these facts"
+    return None, str(why)
+
+
+def _same(prop: str, a: Any, b: Any) -> bool:
+    """Equal as the guest sees them. ``rombar`` became int32 with -1 (auto) as its default in
+    QEMU 9.1 (uint32, default 1, before); hw/pci/pci.c pci_add_option_rom() only tests it
+    for zero (``if (!pdev->rom_bar)``) in both 7.2 and 10.0, so only zero vs non-zero
+    differs for the guest."""
+    if prop == "rombar" and isinstance(a, int) and isinstance(b, int):
+        return (a == 0) == (b == 0)
+    return a == b
+
+
+def _qemu_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+class _Side:
+    """One build's view of one device: its class properties and the compat values that win."""
+
+    def __init__(
+        self, build: Any, facts: Facts, driver: str, machine: str, table: CompatTable
+    ) -> None:
+        self.props: Mapping[str, Mapping[str, Any]] | None = build.device_props(driver)
+        types = build.device_types
+        self.compat: dict[str, str] | Unknown
+        machine_compat = build.machine_compat(machine)
+        if not isinstance(types, Mapping) or driver not in types:
+            self.compat = Unknown(f"{driver} is not among the build's recorded device types")
+            return
+        if machine_compat is None:
+            listed = table.compat_props(machine, facts.qemu_version)
+            if isinstance(listed, Unknown):
+                self.compat = listed
+                return
+            machine_compat = listed
+        self.compat = matching_compat(driver, machine_compat, types)
+
+    def value(self, driver: str, prop: str) -> Any:
+        """Effective default (as migcheck.catalog.compat.effective_default computes it), or
+        None when QEMU has no static default and no compat entry sets it."""
+        if isinstance(self.compat, Unknown):
+            return self.compat
+        info = (self.props or {}).get(prop)
+        if info is None:
+            return Unknown(f"{driver} has no property {prop!r}")
+        if prop in self.compat:
+            return parse_value(self.compat[prop], info.get("type"))
+        return info.get("default")
+
+
+def _globals_for(ctx: Context, driver: str, types: Mapping[str, Any]) -> set[str]:
+    """Properties of ``driver`` a ``-global`` sets (it matches subtypes, as compat does)."""
+    names = set(ancestry(driver, types))
+    backend = virtio_backend(driver, types)
+    if backend:
+        names.update(ancestry(backend, types))
+    return {g.property for g in ctx.vm.globals if g.driver in names}
+
+
+@check(
+    CID,
+    reads=("qemu.version", "qemu.machines", "qemu.build"),
+    summary="every device property the command line leaves to defaults has the same "
+    "effective default (class default + machine-type compat properties) on both builds",
+)
+def check_defaults(ctx: Context) -> list[Finding]:
+    if not ctx.vm.devices:
+        return []
+    reasons = missing_qemu(ctx, "machines")
+    if reasons:
+        return [unknown(CID, *reasons)]
+    src_build, src_why = _build(ctx.src)
+    dst_build, dst_why = _build(ctx.dst)
+    if src_build is None or dst_build is None:
+        return [
+            unknown(
+                CID,
+                *(
+                    f"{role} {facts.name}: {why}"
+                    for role, facts, why in (
+                        ("source", ctx.src, src_why),
+                        ("destination", ctx.dst, dst_why),
+                    )
+                    if why
+                ),
+            )
+        ]
+    machine = ctx.src.resolve_machine(ctx.vm.machine.type)
+    if machine is None:
+        return [unknown(CID, "the source QEMU has no such machine type (see machine.type)")]
+    if machine not in (ctx.dst.machines or {}):
+        return [unknown(CID, f"the destination QEMU has no machine type {machine}")]
+    table = shipped_compat()
+    findings: list[Finding] = []
+    unknowns: list[str] = []
+    compared = 0
+    seen: set[tuple[str, frozenset[str]]] = set()
+    for dev in ctx.vm.devices:
+        explicit = frozenset(dev.props)
+        if (dev.driver, explicit) in seen:  # the same device twice: judged once
+            continue
+        seen.add((dev.driver, explicit))
+        src = _Side(src_build, ctx.src, dev.driver, machine, table)
+        dst = _Side(dst_build, ctx.dst, dev.driver, machine, table)
+        name = f"{dev.driver}" + (f" (id={dev.id})" if dev.id else "")
+        for side, role in ((src, "source"), (dst, "destination")):
+            if isinstance(side.compat, Unknown):
+                unknowns.append(f"{name} on the {role}: {side.compat.reason}")
+        if isinstance(src.compat, Unknown) or isinstance(dst.compat, Unknown):
+            continue
+        if src.props is None or dst.props is None:
+            continue  # the device type itself is missing: the device-type check reports it
+        skip = explicit | _globals_for(ctx, dev.driver, src_build.device_types)
+        for prop in sorted(set(src.props) & set(dst.props)):
+            if prop in skip:
+                continue
+            a, b = src.value(dev.driver, prop), dst.value(dev.driver, prop)
+            if a is None and b is None:
+                continue  # no static default on either build: set at realize, not a default
+            compared += 1
+            if a is None or b is None:
+                unknowns.append(
+                    f"{name}.{prop}: QEMU reports no default on the "
+                    f"{'source' if a is None else 'destination'}"
+                )
+                continue
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                unknowns.append(f"{name}.{prop}: {(a if isinstance(a, Unknown) else b).reason}")
+                continue
+            if _same(prop, a, b):
+                continue
+            findings.append(
+                Finding(
+                    CID,
+                    Status.FAIL,
+                    f"{name}: {prop} defaults to {_qemu_text(a)} on the source "
+                    f"(QEMU {ctx.src.qemu_version}) but {_qemu_text(b)} on the destination "
+                    f"(QEMU {ctx.dst.qemu_version}) under {machine}: the guest's device "
+                    "changes under it",
+                    source={"device": dev.driver, "property": prop, "value": a},
+                    destination={"device": dev.driver, "property": prop, "value": b},
+                    fix=f"set {prop}={_qemu_text(a)} explicitly on the destination's command "
+                    f"line (-device {dev.driver},...,{prop}={_qemu_text(a)}); the source "
+                    "already runs with that value",
+                )
+            )
+    if unknowns:
+        findings.append(unknown(CID, *unknowns[:5], *(["..."] if len(unknowns) > 5 else [])))
+    if not findings:
+        findings.append(
+            Finding(
+                CID,
+                Status.PASS,
+                f"{compared} default device properties are the same on both builds under {machine}",
+                source=machine,
+                destination=machine,
+            )
+        )
+    return findings
