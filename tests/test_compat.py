@@ -314,6 +314,24 @@ def test_pvpanic_events_differ_between_7_2_and_10_0_under_the_same_machine_type(
     assert f.fix and "events=3" in f.fix
 
 
+def test_a_machine_created_device_gets_a_global_as_fix() -> None:
+    spec = parse_cmdline("qemu-system-x86_64 -machine pc-q35-7.2 -device pvpanic")
+    object.__setattr__(spec.devices[0], "implicit", True)  # as the device graph marks them
+    out = check_defaults(Context(spec, facts(SRC72, "qemu-7.2"), facts(DST10, "qemu-10.0")))
+    assert [f.status for f in out] == [Status.FAIL]
+    assert "-global pvpanic.events=3" in (out[0].fix or "")
+
+
+def test_the_other_direction_fails_too() -> None:
+    out = judge(
+        "qemu-system-x86_64 -machine pc-q35-7.2 -device pvpanic-pci",
+        facts(DST10, "qemu-10.0"),
+        facts(SRC72, "qemu-7.2"),
+    )
+    assert [f.status for f in out] == [Status.FAIL]
+    assert out[0].source["value"] == 7 and out[0].destination["value"] == 3
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -473,6 +473,38 @@ def matching_compat(
     return out
 
 
+def effective_defaults(
+    driver: str,
+    machine: str,
+    class_props: Mapping[str, Mapping[str, Any]] | None,
+    build_compat: Sequence[Mapping[str, Any]] | None,
+    qemu_version: str | None,
+    device_types: Mapping[str, Mapping[str, Any]] | None,
+    table: CompatTable | None = None,
+) -> dict[str, Any] | Unknown:
+    """Every property of a ``driver`` device under ``machine`` on one build: its effective
+    default, or None where QEMU has no static default and no compat entry sets it (the device
+    computes it at realize). :class:`Unknown` when the compat list cannot be known."""
+    if class_props is None:
+        return Unknown(f"no device properties of {driver} recorded for this build")
+    if device_types is None or driver not in device_types:
+        return Unknown(f"{driver} is not among the build's recorded QOM types")
+    if build_compat is not None:
+        compat: Sequence[Mapping[str, Any]] | Unknown = build_compat
+    else:
+        compat = (table or shipped_compat()).compat_props(machine, qemu_version)
+    if isinstance(compat, Unknown):
+        return compat
+    wins = matching_compat(driver, compat, device_types)
+    out: dict[str, Any] = {}
+    for prop, info in class_props.items():
+        if prop in wins:
+            out[prop] = parse_value(wins[prop], info.get("type"))
+        else:
+            out[prop] = info.get("default")
+    return out
+
+
 def effective_default(
     driver: str,
     prop: str,
@@ -490,22 +522,13 @@ def effective_default(
     ``machine_compat(machine)`` (QEMU >= 9.1) or None, then the sourced table for
     ``qemu_version`` is used; ``device_types``: the build's QOM types with their parents.
     """
-    if class_props is None:
-        return Unknown(f"no device properties of {driver} recorded for this build")
-    info = class_props.get(prop)
-    if info is None:
+    values = effective_defaults(
+        driver, machine, class_props, build_compat, qemu_version, device_types, table
+    )
+    if isinstance(values, Unknown):
+        return values
+    if prop not in values:
         return Unknown(f"{driver} has no property {prop!r} on this build")
-    if device_types is None:
-        return Unknown("the build's QOM type hierarchy was not recorded")
-    if build_compat is not None:
-        compat: Sequence[Mapping[str, Any]] | Unknown = build_compat
-    else:
-        compat = (table or shipped_compat()).compat_props(machine, qemu_version)
-    if isinstance(compat, Unknown):
-        return compat
-    wins = matching_compat(driver, compat, device_types)
-    if prop in wins:
-        return parse_value(wins[prop], info.get("type"))
-    if "default" not in info:
+    if values[prop] is None:
         return Unknown(f"QEMU reports no default for {driver}.{prop}")
-    return info["default"]
+    return values[prop]

@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from migcheck.catalog.compat import (
-    CompatTable,
     Unknown,
     ancestry,
-    matching_compat,
-    parse_value,
+    effective_defaults,
     shipped_compat,
     virtio_backend,
 )
@@ -57,40 +55,6 @@ def _qemu_text(value: Any) -> str:
     return str(value)
 
 
-class _Side:
-    """One build's view of one device: its class properties and the compat values that win."""
-
-    def __init__(
-        self, build: Any, facts: Facts, driver: str, machine: str, table: CompatTable
-    ) -> None:
-        self.props: Mapping[str, Mapping[str, Any]] | None = build.device_props(driver)
-        types = build.device_types
-        self.compat: dict[str, str] | Unknown
-        machine_compat = build.machine_compat(machine)
-        if not isinstance(types, Mapping) or driver not in types:
-            self.compat = Unknown(f"{driver} is not among the build's recorded device types")
-            return
-        if machine_compat is None:
-            listed = table.compat_props(machine, facts.qemu_version)
-            if isinstance(listed, Unknown):
-                self.compat = listed
-                return
-            machine_compat = listed
-        self.compat = matching_compat(driver, machine_compat, types)
-
-    def value(self, driver: str, prop: str) -> Any:
-        """Effective default (as migcheck.catalog.compat.effective_default computes it), or
-        None when QEMU has no static default and no compat entry sets it."""
-        if isinstance(self.compat, Unknown):
-            return self.compat
-        info = (self.props or {}).get(prop)
-        if info is None:
-            return Unknown(f"{driver} has no property {prop!r}")
-        if prop in self.compat:
-            return parse_value(self.compat[prop], info.get("type"))
-        return info.get("default")
-
-
 def _globals_for(ctx: Context, driver: str, types: Mapping[str, Any]) -> set[str]:
     """Properties of ``driver`` a ``-global`` sets (it matches subtypes, as compat does)."""
     names = set(ancestry(driver, types))
@@ -98,6 +62,27 @@ def _globals_for(ctx: Context, driver: str, types: Mapping[str, Any]) -> set[str
     if backend:
         names.update(ancestry(backend, types))
     return {g.property for g in ctx.vm.globals if g.driver in names}
+
+
+def _differs(ctx: Context, dev: Any, name: str, machine: str, prop: str, a: Any, b: Any) -> Finding:
+    value = _qemu_text(a)
+    if getattr(dev, "implicit", False):
+        # A device the machine creates (default NIC, VGA, ...) has no -device option to
+        # extend: -global reaches it (and every other device of the type, as compat does).
+        how = f"-global {dev.driver}.{prop}={value}"
+    else:
+        how = f"-device {dev.driver},...,{prop}={value}"
+    return Finding(
+        CID,
+        Status.FAIL,
+        f"{name}: {prop} defaults to {value} on the source (QEMU {ctx.src.qemu_version}) "
+        f"but {_qemu_text(b)} on the destination (QEMU {ctx.dst.qemu_version}) under "
+        f"{machine}: the guest's device changes under it",
+        source={"device": dev.driver, "property": prop, "value": a},
+        destination={"device": dev.driver, "property": prop, "value": b},
+        fix=f"set {prop}={value} explicitly on the destination's command line ({how}); "
+        "the source already runs with that value",
+    )
 
 
 @check(
@@ -148,21 +133,32 @@ def check_defaults(ctx: Context) -> list[Finding]:
         if (dev.driver, explicit) in seen:  # the same device twice: judged once
             continue
         seen.add((dev.driver, explicit))
-        src = _Side(src_build, ctx.src, dev.driver, machine, table)
-        dst = _Side(dst_build, ctx.dst, dev.driver, machine, table)
+        dst_types = dst_build.device_types
+        if isinstance(dst_types, Mapping) and dev.driver not in dst_types:
+            continue  # the destination lacks the type itself: the device-type check says so
+        sides = []
+        for build, facts in ((src_build, ctx.src), (dst_build, ctx.dst)):
+            sides.append(
+                effective_defaults(
+                    dev.driver,
+                    machine,
+                    build.device_props(dev.driver),
+                    build.machine_compat(machine),
+                    facts.qemu_version,
+                    build.device_types,
+                    table,
+                )
+            )
+        src, dst = sides
         name = f"{dev.driver}" + (f" (id={dev.id})" if dev.id else "")
-        for side, role in ((src, "source"), (dst, "destination")):
-            if isinstance(side.compat, Unknown):
-                unknowns.append(f"{name} on the {role}: {side.compat.reason}")
-        if isinstance(src.compat, Unknown) or isinstance(dst.compat, Unknown):
+        if isinstance(src, Unknown) or isinstance(dst, Unknown):
+            for side, role in ((src, "source"), (dst, "destination")):
+                if isinstance(side, Unknown):
+                    unknowns.append(f"{name} on the {role}: {side.reason}")
             continue
-        if src.props is None or dst.props is None:
-            continue  # the device type itself is missing: the device-type check reports it
         skip = explicit | _globals_for(ctx, dev.driver, src_build.device_types)
-        for prop in sorted(set(src.props) & set(dst.props)):
-            if prop in skip:
-                continue
-            a, b = src.value(dev.driver, prop), dst.value(dev.driver, prop)
+        for prop in sorted(set(src) & set(dst) - skip):
+            a, b = src[prop], dst[prop]
             if a is None and b is None:
                 continue  # no static default on either build: set at realize, not a default
             compared += 1
@@ -172,26 +168,9 @@ def check_defaults(ctx: Context) -> list[Finding]:
                     f"{'source' if a is None else 'destination'}"
                 )
                 continue
-            if isinstance(a, Unknown) or isinstance(b, Unknown):
-                unknowns.append(f"{name}.{prop}: {(a if isinstance(a, Unknown) else b).reason}")
-                continue
             if _same(prop, a, b):
                 continue
-            findings.append(
-                Finding(
-                    CID,
-                    Status.FAIL,
-                    f"{name}: {prop} defaults to {_qemu_text(a)} on the source "
-                    f"(QEMU {ctx.src.qemu_version}) but {_qemu_text(b)} on the destination "
-                    f"(QEMU {ctx.dst.qemu_version}) under {machine}: the guest's device "
-                    "changes under it",
-                    source={"device": dev.driver, "property": prop, "value": a},
-                    destination={"device": dev.driver, "property": prop, "value": b},
-                    fix=f"set {prop}={_qemu_text(a)} explicitly on the destination's command "
-                    f"line (-device {dev.driver},...,{prop}={_qemu_text(a)}); the source "
-                    "already runs with that value",
-                )
-            )
+            findings.append(_differs(ctx, dev, name, machine, prop, a, b))
     if unknowns:
         findings.append(unknown(CID, *unknowns[:5], *(["..."] if len(unknowns) > 5 else [])))
     if not findings:
