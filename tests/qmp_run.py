@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,35 @@ class QmpError(RuntimeError):
     pass
 
 
-def run_qmp(
-    commands: list[dict[str, Any]],
+class QmpSession:
+    """One QMP connection: ``cmd(name, **arguments)`` returns the reply (return or error)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+
+    def cmd(self, execute: str, **arguments: Any) -> dict[str, Any]:
+        msg: dict[str, Any] = {"execute": execute}
+        if arguments:
+            msg["arguments"] = arguments
+        self._f.write(json.dumps(msg) + "\n")
+        self._f.flush()
+        while True:
+            line = self._f.readline()
+            if not line:
+                raise QmpError(f"QEMU closed QMP during {execute}")
+            reply = json.loads(line)
+            if "return" in reply or "error" in reply:
+                return reply
+
+
+@contextlib.contextmanager
+def qmp_session(
     *,
     chroot: bool = False,
     args: tuple[str, ...] = ("-machine", "none"),
     timeout: float = 30.0,
-) -> list[dict[str, Any]]:
-    """Start QEMU with ``args``, run ``commands`` in order, return each reply
-    (``{"return": ...}`` or ``{"error": ...}``), then quit QEMU."""
+) -> Iterator[QmpSession]:
+    """Start QEMU with ``args`` and yield a QMP session; QEMU quits (or is killed) after."""
     base = Path(tempfile.mkdtemp(prefix="migcheck-qmp-", dir=(CHROOT / "tmp") if chroot else None))
     try:
         sock_host = base / "qmp.sock"
@@ -49,10 +70,20 @@ def run_qmp(
             argv = ["chroot", str(CHROOT), *argv]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            return _talk(proc, sock_host, commands, timeout)
+            with _connect(proc, sock_host, timeout) as sock:
+                f = sock.makefile("rw", encoding="utf-8")
+                json.loads(f.readline())  # greeting
+                session = QmpSession(f)
+                session.cmd("qmp_capabilities")
+                yield session
+                with contextlib.suppress(QmpError, OSError):
+                    session.cmd("quit")
         finally:
             if proc.poll() is None:
-                proc.kill()
+                try:
+                    proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             proc.wait(5)
             if proc.stderr:
                 proc.stderr.close()
@@ -60,36 +91,33 @@ def run_qmp(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _talk(
-    proc: subprocess.Popen[bytes], sock_path: Path, commands: list[dict[str, Any]], timeout: float
+def run_qmp(
+    commands: list[dict[str, Any]],
+    *,
+    chroot: bool = False,
+    args: tuple[str, ...] = ("-machine", "none"),
+    timeout: float = 30.0,
 ) -> list[dict[str, Any]]:
+    """Start QEMU with ``args``, run ``commands`` in order, return each reply
+    (``{"return": ...}`` or ``{"error": ...}``), then quit QEMU."""
+    with qmp_session(chroot=chroot, args=args, timeout=timeout) as qmp:
+        return [qmp.cmd(c["execute"], **c.get("arguments", {})) for c in commands]
+
+
+def _connect(proc: subprocess.Popen[bytes], sock_path: Path, timeout: float) -> socket.socket:
     deadline = time.monotonic() + timeout
-    while not sock_path.exists():
+    while True:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise QmpError(f"QEMU exited {proc.returncode}: {err.strip()}")
+        if sock_path.exists():
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(sock_path))
+                return sock
+            except ConnectionRefusedError:
+                sock.close()
         if time.monotonic() > deadline:
             raise QmpError("QEMU did not open its QMP socket")
         time.sleep(0.02)
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(timeout)
-        for _ in range(100):
-            with contextlib.suppress(ConnectionRefusedError):
-                sock.connect(str(sock_path))
-                break
-            time.sleep(0.02)
-        f = sock.makefile("rw", encoding="utf-8")
-        json.loads(f.readline())  # greeting
-        replies = []
-        for cmd in [{"execute": "qmp_capabilities"}, *commands, {"execute": "quit"}]:
-            f.write(json.dumps(cmd) + "\n")
-            f.flush()
-            while True:
-                line = f.readline()
-                if not line:
-                    raise QmpError(f"QEMU closed QMP during {cmd['execute']}")
-                msg = json.loads(line)
-                if "return" in msg or "error" in msg:
-                    break
-            replies.append(msg)
-        return replies[1:-1]

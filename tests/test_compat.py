@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from conftest import require
 from qemudata import fixture_facts, with_changes
-from qmp_run import HOST_QEMU, chroot_qemu, run_qmp
+from qmp_run import HOST_QEMU, chroot_qemu, qmp_session, run_qmp
 
 from migcheck.catalog import CatalogError
 from migcheck.catalog.compat import (
@@ -293,6 +293,58 @@ def test_effective_defaults_match_real_instances(build_name: str) -> None:
     # 8 machine types x the touched properties; at least 20 values set by compat entries.
     print(f"{build_name}: {checked} values checked, {changed} set by compat entries")
     assert checked >= 40 and changed >= 20, (checked, changed)
+
+
+MACHINE_OBJECTS = ("ICH9-LPC", "PIIX4_PM", "i8042", "qemu64-x86_64-cpu")
+
+
+@pytest.mark.parametrize("build_name", ["qemu-7.2", "qemu-10.0"])
+def test_machine_created_objects_match_real_instances(build_name: str) -> None:
+    """The compat entries on what the machine builds itself (pc_compat_6_0 qemu64 family/
+    model/stepping and x-vendor-cpuid-only, pc_compat_6_1 hv-version-id-*, the ICH9-LPC
+    hotplug entries, hw_compat_6_2 PIIX4_PM, hw_compat_6_0 i8042): qom-get on the real
+    objects equals effective_default() wherever a compat entry decides the value."""
+    chroot = build_name == "qemu-10.0"
+    require(
+        chroot_qemu() if chroot else HOST_QEMU is not None,
+        "Debian 13 QEMU 10.0 chroot not found" if chroot else "qemu-system-x86_64 not found",
+    )
+    b = build(build_name)
+    table = shipped_compat()
+    decided: set[tuple[str, str]] = set()
+    checked = 0
+    machines = ["pc-q35-6.0", "pc-q35-6.1", "pc-q35-7.2", "pc-i440fx-6.0", "pc-i440fx-6.2"]
+    for machine in machines:
+        args = ("-machine", machine, "-cpu", "qemu64", "-accel", "tcg")
+        with qmp_session(chroot=chroot, args=args) as qmp:
+            paths = {
+                child["type"][len("child<") : -1]: f"/machine/unattached/{child['name']}"
+                for child in qmp.cmd("qom-list", path="/machine/unattached")["return"]
+                if child["type"].startswith("child<")
+            }
+            paths["qemu64-x86_64-cpu"] = qmp.cmd("query-cpus-fast")["return"][0]["qom-path"]
+            compat = b.machine_compat(machine) or table.compat_props(machine, b.version)
+            assert isinstance(compat, list)
+            for obj in MACHINE_OBJECTS:
+                if obj not in paths:
+                    continue  # i440fx has no ICH9-LPC, q35 no PIIX4_PM
+                named = {e["property"] for e in compat if e["qom-type"] in (obj, "x86_64-cpu")}
+                for prop in sorted(named & set(b.device_props(obj) or {})):
+                    want = effective_default(
+                        obj,
+                        prop,
+                        machine,
+                        b.device_props(obj),
+                        b.machine_compat(machine),
+                        b.version,
+                        b.device_types,
+                    )
+                    got = qmp.cmd("qom-get", path=paths[obj], property=prop)["return"]
+                    assert got == want, (build_name, machine, obj, prop, got, want)
+                    decided.add((obj, prop))
+                    checked += 1
+    print(f"{build_name}: {checked} machine-object values, {len(decided)} distinct entries")
+    assert len(decided) >= 10 and checked >= 20, (decided, checked)
 
 
 # --- the check ------------------------------------------------------------------------------

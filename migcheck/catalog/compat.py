@@ -38,7 +38,7 @@ _RELEASE_RE = re.compile(r"^(\d+)\.(\d+)$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 _MACHINE_RE = re.compile(r"^(?P<family>pc-q35|pc-i440fx)-(?P<major>\d+)\.(?P<minor>\d+)$")
 _QEMU_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
-_INT_TYPE_RE = re.compile(r"^u?int(8|16|32|64)$|^size$")
+_INT_TYPE_RE = re.compile(r"^u?int(8|16|32|64)?$|^size$")
 
 
 @dataclass(frozen=True)

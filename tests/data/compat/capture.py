@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +29,25 @@ DEVICES = [
     "e1000e",
     "pvpanic",
     "pvpanic-pci",
+    # created by the machine, not -device: the q35 LPC, the i440fx PM, the keyboard
+    # controller and the default CPU model
+    "ICH9-LPC",
+    "PIIX4_PM",
+    "i8042",
+    "qemu64-x86_64-cpu",
 ]
+CPU = "qemu64-x86_64-cpu"
+COMPAT = HERE.parents[2] / "migcheck" / "catalog" / "data" / "qemu" / "compat"
+
+
+def cpu_props_in_table() -> set[str]:
+    """The CPU's properties are 400-500: keep those a compat entry names (x86_64-cpu)."""
+    out = set()
+    for path in COMPAT.glob("*.toml"):
+        for e in tomllib.loads(path.read_text()).get("compat", []):
+            if e["driver"].endswith("x86_64-cpu"):
+                out.add(e["property"])
+    return out
 BACKENDS = ["virtio-net-device", "virtio-rng-device", "virtio-balloon-device", "virtio-blk-device"]
 
 
@@ -55,6 +74,10 @@ def capture(chroot: bool) -> dict:
         "qom-list-types": sorted(keep.values(), key=lambda t: t["name"]),
         "device-list-properties": {d: r["return"] for d, r in zip(DEVICES, props, strict=True)},
     }
+    keep_cpu = cpu_props_in_table()
+    out["device-list-properties"][CPU] = [
+        p for p in out["device-list-properties"][CPU] if p["name"] in keep_cpu
+    ]
     return out
 
 
