@@ -52,6 +52,8 @@ def cpu_props_in_table() -> set[str]:
             if e["driver"].endswith("x86_64-cpu"):
                 out.add(e["property"])
     return out
+
+
 BACKENDS = ["virtio-net-device", "virtio-rng-device", "virtio-balloon-device", "virtio-blk-device"]
 
 
