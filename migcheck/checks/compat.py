@@ -123,7 +123,17 @@ def check_defaults(ctx: Context) -> list[Finding]:
         return [unknown(CID, "the source QEMU has no such machine type (see machine.type)")]
     if machine not in (ctx.dst.machines or {}):
         return [unknown(CID, f"the destination QEMU has no machine type {machine}")]
+    # One compat list per side: the build's own (QEMU >= 9.1 query-machines compat-props),
+    # else the sourced table for its QEMU version.
     table = shipped_compat()
+    compat_lists = []
+    for role, build, facts in (("source", src_build, ctx.src), ("destination", dst_build, ctx.dst)):
+        listed = build.machine_compat(machine)
+        if listed is None:
+            listed = table.compat_props(machine, facts.qemu_version)
+        if isinstance(listed, Unknown):
+            return [unknown(CID, f"{role} {facts.name}: {listed.reason}")]
+        compat_lists.append(listed)
     findings: list[Finding] = []
     unknowns: list[str] = []
     compared = 0
@@ -136,20 +146,21 @@ def check_defaults(ctx: Context) -> list[Finding]:
         dst_types = dst_build.device_types
         if isinstance(dst_types, Mapping) and dev.driver not in dst_types:
             continue  # the destination lacks the type itself: the device-type check says so
-        sides = []
-        for build, facts in ((src_build, ctx.src), (dst_build, ctx.dst)):
-            sides.append(
-                effective_defaults(
-                    dev.driver,
-                    machine,
-                    build.device_props(dev.driver),
-                    build.machine_compat(machine),
-                    facts.qemu_version,
-                    build.device_types,
-                    table,
-                )
+        src, dst = (
+            effective_defaults(
+                dev.driver,
+                machine,
+                build.device_props(dev.driver),
+                listed,
+                facts.qemu_version,
+                build.device_types,
+                table,
             )
-        src, dst = sides
+            for build, facts, listed in (
+                (src_build, ctx.src, compat_lists[0]),
+                (dst_build, ctx.dst, compat_lists[1]),
+            )
+        )
         name = f"{dev.driver}" + (f" (id={dev.id})" if dev.id else "")
         if isinstance(src, Unknown) or isinstance(dst, Unknown):
             for side, role in ((src, "source"), (dst, "destination")):
