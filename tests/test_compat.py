@@ -476,5 +476,5 @@ def test_a_broken_table_is_an_input_error_naming_file_and_entry(
 def test_shipped_table_counts() -> None:
     table = load_compat(COMPAT_DIR)
     counts = {".".join(map(str, v)): len(r.entries) for v, r in table.releases.items()}
-    assert counts["6.0"] == 12 and counts["10.1"] == 7
+    assert counts["6.0"] == 12 and counts["10.1"] == 7 and counts["10.2"] == 2
     assert len(counts) == 15  # 6.0 .. 10.2
