@@ -10,11 +10,22 @@ from migcheck.checks.base import Context, Finding, Status
 from migcheck.checks.registry import Check, CheckInfo, registered
 
 # Report order, by module; a new check module is named here and imported below.
-REPORT_ORDER = ("machine", "cpu", "accel", "platform", "kernel", "host", "blocker", "qemu")
+REPORT_ORDER = (
+    "machine",
+    "compat",
+    "cpu",
+    "accel",
+    "platform",
+    "kernel",
+    "host",
+    "blocker",
+    "qemu",
+)
 
 from migcheck.checks import (  # noqa: E402, F401  (importing registers the checks)
     accel,
     blocker,
+    compat,
     cpu,
     host,
     kernel,
