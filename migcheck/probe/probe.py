@@ -437,6 +437,36 @@ class Qmp(object):
                 raise QmpError("%s: %s" % (command, err.get("desc", err)))
             return reply.get("return")
 
+    def execute_batch(self, calls):
+        """Several commands written at once, replies read after: one round trip per batch.
+        Batches stay small (a few KiB), so QEMU never blocks writing replies we do not read
+        while we block writing commands. Returns (return value or QmpError) per call."""
+        results = []
+        for start in range(0, len(calls), 64):
+            ids = []
+            lines = []
+            for command, arguments in calls[start:start + 64]:
+                self.next_id += 1
+                msg = {"execute": command, "id": "migcheck-%d" % self.next_id,
+                       "arguments": arguments}
+                ids.append(msg["id"])
+                lines.append(json.dumps(msg) + "\n")
+            self.proc.stdin.write("".join(lines).encode())
+            self.proc.stdin.flush()
+            replies = {}
+            while len(replies) < len(ids):
+                reply = self.read_message()
+                if reply.get("id") in ids:
+                    replies[reply["id"]] = reply
+            for i, (command, _) in zip(ids, calls[start:start + 64]):
+                reply = replies[i]
+                if "error" in reply:
+                    err = reply["error"]
+                    results.append(QmpError("%s: %s" % (command, err.get("desc", err))))
+                else:
+                    results.append(reply.get("return"))
+        return results
+
     def close(self):
         try:
             if self.proc.poll() is None:
@@ -590,20 +620,30 @@ def collect_device_schema(qmp):
         types[t.get("name")] = {"parent": t.get("parent"), "abstract": bool(t.get("abstract"))}
     props = {}
     errors = {}
-    for name in sorted(types):
-        if types[name]["abstract"]:
-            continue
-        try:
-            reply = qmp.execute("device-list-properties", {"typename": name})
-        except QmpError as exc:
-            errors[name] = str(exc)[:200]
+    names = [n for n in sorted(types) if not types[n]["abstract"]]
+    # device-list-properties leaves out link<> properties (qom/qom-qmp-cmds.c
+    # qmp_device_list_properties), yet -device sets them (iothread=, memdev=):
+    # qom-list-properties lists them.
+    calls = []
+    for name in names:
+        calls.append(("device-list-properties", {"typename": name}))
+        calls.append(("qom-list-properties", {"typename": name}))
+    replies = qmp.execute_batch(calls)
+    for i, name in enumerate(names):
+        listed, qom = replies[2 * i], replies[2 * i + 1]
+        if isinstance(listed, Exception):
+            errors[name] = str(listed)[:200]
             continue
         entry = {}
-        for p in reply:
+        for p in listed:
             item = {"type": p.get("type")}
             if "default-value" in p:
                 item["default"] = p["default-value"]
             entry[p.get("name")] = item
+        for p in qom if isinstance(qom, list) else []:
+            kind = p.get("type") or ""
+            if kind.startswith("link<") and p.get("name") not in entry:
+                entry[p.get("name")] = {"type": kind}
         props[name] = entry
     return types, props, errors
 
