@@ -54,6 +54,28 @@ LIMITS = {
 }
 
 
+# Block drivers QEMU builds as loadable modules when configured with --enable-modules
+# (block/meson.build, the "block_modules" loop: blkio, curl, gluster, iscsi, nfs, ssh, rbd),
+# named by the format_name/protocol_name of their BlockDriver (block/curl.c, block/blkio.c,
+# block/iscsi.c, ...), loaded by block.c bdrv_find_format/bdrv_find_protocol through
+# block_module_load().
+BLOCK_MODULES: dict[str, tuple[str, ...]] = {
+    "block-curl.so": ("http", "https", "ftp", "ftps"),
+    "block-gluster.so": ("gluster",),
+    "block-iscsi.so": ("iscsi", "iser"),
+    "block-nfs.so": ("nfs",),
+    "block-ssh.so": ("ssh",),
+    "block-rbd.so": ("rbd",),
+    "block-blkio.so": (
+        "io_uring",
+        "nvme-io_uring",
+        "virtio-blk-vfio-pci",
+        "virtio-blk-vhost-user",
+        "virtio-blk-vhost-vdpa",
+    ),
+}
+
+
 class BuildError(InputError):
     """A build document migcheck cannot trust."""
 
@@ -225,8 +247,19 @@ class BuildData:
 
     @cached_property
     def block_drivers(self) -> frozenset[str] | None:
+        """Block drivers this build can open. The QAPI schema lists module drivers whether
+        or not their module is installed (Debian ships block-curl.so and friends in
+        qemu-block-extra); a modular build without the module cannot load the driver."""
         value = self.doc.get("block_drivers")
-        return frozenset(value) if isinstance(value, list) else None
+        if not isinstance(value, list):
+            return None
+        drivers = set(value)
+        modules = self.modules
+        if modules:  # a build with modules builds every block module as one
+            for module, names in BLOCK_MODULES.items():
+                if module not in modules:
+                    drivers -= set(names)
+        return frozenset(drivers)
 
     @property
     def vmstate(self) -> dict | None:
@@ -294,14 +327,15 @@ def received(doc: Any, origin: str) -> BuildData:
     with _lock:
         _received[build.key] = build
     with contextlib.suppress(OSError):  # the store is a cache; this process keeps it
-        write_build(build, store_dir())
+        write_build(build, store_dir(), replace=True)
     return build
 
 
-def write_build(build: BuildData, directory: Path) -> Path:
-    """Write ``directory/KEY.json`` once (atomically); an existing file is kept."""
+def write_build(build: BuildData, directory: Path, replace: bool = False) -> Path:
+    """Write ``directory/KEY.json`` atomically. An existing file is kept unless ``replace``
+    (what a probe just sent replaces what an older probe recorded of the same build)."""
     path = directory / f"{build.key}.json"
-    if path.is_file():
+    if path.is_file() and not replace:
         return path
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{build.key}.{os.getpid()}.{threading.get_ident()}.tmp"

@@ -41,7 +41,7 @@ _FINGERPRINT_KEYS: Mapping[str, tuple[str, ...]] = {
     "cpu": ("vendor", "error"),
     "kvm": ("present", "usable", "capabilities", "modules", "error"),
     "devices": (),
-    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "error"),
+    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "build", "error"),
 }
 
 

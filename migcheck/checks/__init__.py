@@ -11,6 +11,7 @@ from migcheck.checks import (  # noqa: F401
     accel,
     blocker,
     cpu,
+    device,
     host,
     kernel,
     machine,

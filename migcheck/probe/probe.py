@@ -678,7 +678,8 @@ def collect_vmstate(binary, timeout):
 
 def collect_build_schema(qmp, binary, mods, deadline):
     """What this build can build. Each part that fails is recorded in "errors"."""
-    out = {"schema": BUILD_SCHEMA, "modules": mods, "errors": {}}
+    out = {"schema": BUILD_SCHEMA, "probe_version": PROBE_VERSION, "modules": mods,
+           "errors": {}}
     started = time.time()
 
     def part(name, fn):
