@@ -307,6 +307,13 @@ _received: dict[str, BuildData] = {}
 _parsed: dict[tuple[str, int, int], BuildData] = {}
 
 
+def forget_received() -> None:
+    """Drop what probes sent this process and the parsed-file cache (tests, long runs)."""
+    with _lock:
+        _received.clear()
+        _parsed.clear()
+
+
 def known_keys() -> list[str]:
     """Keys the controller holds (local store and this process), for the probe's CONFIG."""
     keys = set(_received)
