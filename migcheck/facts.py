@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migcheck.errors import InputError
+
+if TYPE_CHECKING:
+    from migcheck.build import BuildData
 
 SCHEMA = "migcheck.facts/1"
 SCHEMA_PREFIX = "migcheck.facts/"
@@ -192,10 +195,31 @@ def _validate_qemu(sec: dict[str, Any], origin: str) -> None:
                     _check_type(origin, f"{where}[{j}]", feature, str)
     if "kvm" in sec:
         _check_type(origin, "qemu.kvm", sec["kvm"], dict)
+    if "build" in sec:
+        _validate_build_ref(sec["build"], origin)
     host_cpu = sec.get("host_cpu")
     if isinstance(host_cpu, dict) and "error" not in host_cpu:
         _check_type(origin, "qemu.host_cpu.props", host_cpu.get("props"), dict)
         _check_type(origin, "qemu.host_cpu.model", host_cpu.get("model"), str)
+
+
+def _validate_build_ref(build: Any, origin: str) -> None:
+    """``qemu.build``: the identity of the QEMU build, whose data lives in qemu-builds/."""
+    from migcheck.build import KEY_RE
+
+    _check_type(origin, "qemu.build", build, dict)
+    if "error" in build:
+        _check_type(origin, "qemu.build.error", build["error"], str)
+        return
+    _check_type(origin, "qemu.build.key", build.get("key"), str)
+    if not KEY_RE.match(build["key"]):
+        raise FactsError(origin, f"qemu.build.key {build['key'][:40]!r} is not a build key")
+    _check_type(origin, "qemu.build.version", build.get("version"), str)
+    binary = build.get("binary")
+    _check_type(origin, "qemu.build.binary", binary, dict)
+    _check_type(origin, "qemu.build.binary.sha256", binary.get("sha256"), str)
+    _check_type(origin, "qemu.build.binary.size", binary.get("size"), int)
+    _check_type(origin, "qemu.build.modules", build.get("modules"), dict)
 
 
 def _validate_kvm(sec: dict[str, Any], origin: str) -> None:
@@ -228,7 +252,17 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(origin, "JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer longer than int() accepts
         raise FactsError(origin, f"not valid JSON ({str(exc).split(':')[0]})") from None
-    return Facts(validate(_scrubbed(doc, origin), origin), origin)
+    doc = _split_build(doc, origin)
+    return Facts(validate(_scrubbed(doc, origin), origin), origin, str(p.parent))
+
+
+def _split_build(doc: Any, origin: str) -> Any:
+    """A raw probe output carries the build schema: move it to the build store."""
+    if isinstance(doc, dict) and "build_schema" in doc:
+        from migcheck.build import split_probe_output
+
+        return split_probe_output(doc, origin)
+    return doc
 
 
 def _scrubbed(doc: Any, origin: str) -> Any:
@@ -260,13 +294,21 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
             origin, f"the probe's output is not a facts document ({detail}; {len(text)} bytes)"
         ) from None
     try:
+        doc = _split_build(doc, origin)
         return Facts(validate(_scrubbed(doc, origin), origin), origin)
     except FactsError as exc:
         raise HostError(origin, f"the probe's output is not usable: {exc.problem}") from None
 
 
 def save_facts(facts: Facts, path: str | Path) -> None:
+    """Write the facts, and the QEMU build they reference once beside them
+    (``qemu-builds/KEY.json``), so the directory reads the same on any machine."""
     Path(path).write_text(json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
+    build = facts.build
+    if build is not None:
+        from migcheck.build import BUILDS_DIR, write_build
+
+        write_build(build, Path(path).parent / BUILDS_DIR)
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,6 +320,7 @@ class Facts:
 
     doc: Mapping[str, Any]
     origin: str  # file path or host name, for messages
+    base_dir: str | None = None  # the facts file's directory: its qemu-builds/ comes first
 
     @property
     def name(self) -> str:
@@ -392,6 +435,46 @@ class Facts:
         if not isinstance(hc, Mapping) or "error" in hc:
             return None
         return hc
+
+    # --- the QEMU build (migcheck.build) ---------------------------------------------
+    @property
+    def build_key(self) -> str | None:
+        q = self.qemu
+        build = q.get("build") if q else None
+        if not isinstance(build, Mapping) or not isinstance(build.get("key"), str):
+            return None
+        return build["key"]
+
+    @cached_property
+    def build(self) -> BuildData | None:
+        """What this host's QEMU build can build; None when the facts do not reference a
+        build or its file is nowhere (see :attr:`build_missing`). A corrupt build file
+        raises InputError naming it."""
+        key = self.build_key
+        if key is None:
+            return None
+        from migcheck.build import find_build
+
+        return find_build(key, Path(self.base_dir) if self.base_dir else None)
+
+    @property
+    def build_missing(self) -> str | None:
+        """Why there is no build data, naming the key; None when :attr:`build` is there."""
+        if self.build is not None:
+            return None
+        why = self.missing("qemu")
+        if why:
+            return why
+        q = self.qemu or {}
+        build = q.get("build")
+        if build is None:
+            return "the facts record no QEMU build (gathered before migcheck stored build data)"
+        if isinstance(build, Mapping) and "error" in build:
+            return f"the QEMU build could not be identified: {build['error']}"
+        where = f"{self.base_dir}/qemu-builds or " if self.base_dir else ""
+        from migcheck.build import store_dir
+
+        return f"QEMU build {self.build_key} is not in {where}{store_dir()}"
 
     @property
     def qemu_kvm_enabled(self) -> bool | None:

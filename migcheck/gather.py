@@ -110,6 +110,14 @@ class Gatherer:
         if self.options.qemu:
             config["qemu"] = self.options.qemu
         config.update(guests or {})
+        from migcheck.build import known_keys
+
+        # The probe sends a build's schema only when its key is not among these (data in
+        # CONFIG, never in a shell command); --refresh fetches it again.
+        known = [] if self.options.refresh else known_keys()
+        config["known_builds"] = known
+        if cached is not None and cached.build_key is not None and cached.build_key not in known:
+            cached = None  # the cached QEMU answers name a build we no longer hold
         if cached is not None:
             # The fingerprint travels with the probe: still one round trip.
             config["known_fingerprint"] = (cached.doc.get("probe") or {}).get("fingerprint")

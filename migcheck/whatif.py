@@ -90,6 +90,8 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         others = [m for m in qemu.get("machines", []) if _machine_key(m.get("name", "")) is None]
         qemu["machines"] = machines + others
         qemu["version"] = value
+        # Another QEMU is another build: its device schema is not known (unknown, not pass).
+        qemu.pop("build", None)
         doc["qemu"] = qemu
     elif key == "os":
         pid = value if value.startswith("linux-") else f"linux-{value}"
@@ -107,7 +109,7 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         raise InputError(f"--assume: unknown key {key!r}")
     assumed[key] = value
     doc["assumed"] = assumed
-    return Facts(doc, facts.origin)
+    return Facts(doc, facts.origin, facts.base_dir)
 
 
 def _kvm_for_kernel(

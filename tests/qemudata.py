@@ -167,4 +167,4 @@ def with_changes(facts: Facts, **sections: Any) -> Facts:
     """A copy of ``facts`` with whole sections replaced (for missing-data cases)."""
     doc = copy.deepcopy(dict(facts.doc))
     doc.update(sections)
-    return Facts(doc, facts.origin)
+    return Facts(doc, facts.origin, facts.base_dir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,12 +80,22 @@ def build(name: str) -> CapturedBuild:
     return CapturedBuild(name)
 
 
-@dataclass(frozen=True, eq=False)
 class BuildFacts(Facts):
-    """Facts with the per-build data attached, as Facts.build / Facts.build_missing will be."""
+    """Facts with captured per-build data attached in place of the store's (the real QMP
+    answers of one build, in BuildData's shape)."""
 
-    build: Any = None
-    build_missing: str | None = None
+    def __init__(self, base: Facts, build: Any, missing: str | None = None) -> None:
+        super().__init__(base.doc, base.origin)
+        object.__setattr__(self, "_build", build)
+        object.__setattr__(self, "_missing", missing)
+
+    @property
+    def build(self) -> Any:  # type: ignore[override]
+        return self._build
+
+    @property
+    def build_missing(self) -> str | None:  # type: ignore[override]
+        return self._missing
 
 
 def facts(fixture: str, build_name: str | None, **qemu_changes: Any) -> BuildFacts:
@@ -94,8 +103,8 @@ def facts(fixture: str, build_name: str | None, **qemu_changes: Any) -> BuildFac
     if qemu_changes:
         base = with_changes(base, qemu={**base.doc["qemu"], **qemu_changes})
     if build_name is None:
-        return BuildFacts(base.doc, base.origin, None, "qemu build 'deb12-7.2.22' not stored")
-    return BuildFacts(base.doc, base.origin, build(build_name))
+        return BuildFacts(base, None, "qemu build 'deb12-7.2.22' not stored")
+    return BuildFacts(base, build(build_name))
 
 
 SRC72 = "debian12-qemu7.2-epyc-pvm.json"

@@ -13,7 +13,7 @@ from qemudata import CAPS, caps_facts, fixture_facts
 
 from migcheck.catalog import load_catalog
 from migcheck.cmdline import parse_cmdline
-from migcheck.facts import Facts
+from migcheck.facts import Facts, save_facts
 from migcheck.fleet import baseline_cpu, can_run, evaluate, fingerprint
 from migcheck.pair import check_pair
 from migcheck.report.fleet import render_json, render_junit, render_markdown
@@ -43,7 +43,7 @@ def variant(base: str, name: str, kernel: str | None = None, os_release: dict | 
         doc["kernel"] = dict(doc["kernel"], release=kernel)
     if os_release:
         doc["os"] = os_release
-    return Facts(doc, name)
+    return Facts(doc, name, fixture_facts(base).base_dir)
 
 
 def fleet50() -> dict[str, Facts]:
@@ -280,7 +280,7 @@ def test_whatif_cli_exit_code_is_the_upgrade_gate(tmp_path: Path):
     paths = []
     for name, facts in noble_fleet(3).items():
         p = tmp_path / f"{name}.json"
-        p.write_text(json.dumps(facts.doc))
+        save_facts(facts, p)  # with its QEMU build beside it, as gather writes facts
         paths.append(str(p))
     cmd = tmp_path / "uso.cmdline"
     cmd.write_text(GUESTS["uso.cmdline"])
@@ -300,7 +300,7 @@ def test_fleet_from_an_ansible_inventory_with_groups(tmp_path: Path):
     from migcheck.cli import app
 
     for name, facts in noble_fleet(4).items():
-        (tmp_path / f"{name}.json").write_text(json.dumps(facts.doc))
+        save_facts(facts, tmp_path / f"{name}.json")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         "[canary]\nhv0 ansible_host=hv0.json\n\n[rest]\nhv1 ansible_host=hv1.json\n"

@@ -12,6 +12,7 @@ from migcheck.checks.registry import Check, CheckInfo, registered
 # Report order, by module; a new check module is named here and imported below.
 REPORT_ORDER = (
     "machine",
+    "device",
     "compat",
     "cpu",
     "accel",
@@ -27,6 +28,7 @@ from migcheck.checks import (  # noqa: E402, F401  (importing registers the chec
     blocker,
     compat,
     cpu,
+    device,
     host,
     kernel,
     machine,

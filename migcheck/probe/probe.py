@@ -9,16 +9,19 @@
 # import annotations", subprocess(capture_output=/text=): tests check the syntax.
 
 import errno
+import hashlib
 import json
 import os
 import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 SCHEMA = "migcheck.facts/1"
+BUILD_SCHEMA = "migcheck.qemu-build/1"
 
 try:
     CONFIG  # noqa: B018 - set by the controller when it prepends its config line
@@ -434,6 +437,36 @@ class Qmp(object):
                 raise QmpError("%s: %s" % (command, err.get("desc", err)))
             return reply.get("return")
 
+    def execute_batch(self, calls):
+        """Several commands written at once, replies read after: one round trip per batch.
+        Batches stay small (a few KiB), so QEMU never blocks writing replies we do not read
+        while we block writing commands. Returns (return value or QmpError) per call."""
+        results = []
+        for start in range(0, len(calls), 64):
+            ids = []
+            lines = []
+            for command, arguments in calls[start:start + 64]:
+                self.next_id += 1
+                msg = {"execute": command, "id": "migcheck-%d" % self.next_id,
+                       "arguments": arguments}
+                ids.append(msg["id"])
+                lines.append(json.dumps(msg) + "\n")
+            self.proc.stdin.write("".join(lines).encode())
+            self.proc.stdin.flush()
+            replies = {}
+            while len(replies) < len(ids):
+                reply = self.read_message()
+                if reply.get("id") in ids:
+                    replies[reply["id"]] = reply
+            for i, (command, _) in zip(ids, calls[start:start + 64]):
+                reply = replies[i]
+                if "error" in reply:
+                    err = reply["error"]
+                    results.append(QmpError("%s: %s" % (command, err.get("desc", err))))
+                else:
+                    results.append(reply.get("return"))
+        return results
+
     def close(self):
         try:
             if self.proc.poll() is None:
@@ -456,12 +489,246 @@ class Qmp(object):
                 pass
 
 
+# --- the build's identity and what it can build (stored once per build by the controller) --
+
+MAX_BUILD_FILES = 20000  # firmware files and modules listed per build
+MAX_DEVICE_TYPES = 4000
+MAX_VMSTATE_BYTES = 16 * 1024 * 1024
+# Where distributions install guest firmware and ROM images (QEMU's data directory, SeaBIOS,
+# OVMF/edk2 in both spellings, iPXE). QEMU's own data directory under the binary's prefix
+# is added at run time (a /usr/local build).
+FIRMWARE_DIRS = ["/usr/share/qemu", "/usr/share/seabios", "/usr/share/OVMF", "/usr/share/ovmf",
+                 "/usr/share/edk2", "/usr/share/AAVMF", "/usr/share/qemu-efi-aarch64",
+                 "/usr/lib/ipxe/qemu", "/usr/share/ipxe", "/usr/share/ipxe/qemu"]
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def module_dir(binary, arch):
+    """QEMU's module directory (CONFIG_QEMU_MODDIR) for this binary's prefix: Debian's
+    lib/<arch>-linux-gnu/qemu, RHEL's lib64/qemu-kvm, Fedora's lib64/qemu, lib/qemu."""
+    override = CONFIG.get("qemu_module_dir")
+    if override:
+        return override if os.path.isdir(override) else None
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(binary)))
+    for sub in ("lib/%s-linux-gnu/qemu" % arch, "lib64/qemu-kvm", "lib64/qemu", "lib/qemu"):
+        path = os.path.join(prefix, sub)
+        if os.path.isdir(path):
+            return path
+    return None
+
+
+def module_files(directory):
+    """Module .so names and sizes: the loadable parts of the build (block-curl.so, ...)."""
+    out = {}
+    if directory is None:
+        return out
+    for name in sorted(os.listdir(directory))[:MAX_BUILD_FILES]:
+        if name.endswith(".so"):
+            try:
+                out[name] = os.stat(os.path.join(directory, name)).st_size
+            except OSError:
+                continue
+    return out
+
+
+def build_identity(binary, arch, version, package):
+    """What identifies a QEMU build: version string, binary digest, module directory digest.
+    The controller stores what the build can build once under ``key``."""
+    st = os.stat(binary)
+    mdir = module_dir(binary, arch)
+    mods = module_files(mdir)
+    mod_digest = hashlib.sha256("".join(
+        "%s\0%d\n" % (n, mods[n]) for n in sorted(mods)).encode()).hexdigest()
+    sha = file_sha256(binary)
+    key = hashlib.sha256(json.dumps([version, package, sha, mod_digest]).encode()).hexdigest()
+    ident = {
+        "key": key[:32],
+        "version": version,
+        "package": package,
+        "binary": {"path": binary, "size": st.st_size, "sha256": sha},
+        "modules": {"dir": mdir, "count": len(mods), "digest": mod_digest},
+    }
+    return ident, mods
+
+
+def firmware_files(binary):
+    """Path -> size of every file in the firmware directories (symlinks resolved: QEMU
+    loads the target). A dangling link is left out: QEMU could not load it either."""
+    dirs = list(FIRMWARE_DIRS)
+    own = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(binary))), "share/qemu")
+    if own not in dirs:
+        dirs.append(own)
+    out = {}
+    for top in dirs:
+        if not os.path.isdir(top):
+            continue
+        for root, subdirs, files in os.walk(top, followlinks=False):
+            subdirs.sort()
+            if root[len(top):].count(os.sep) >= 3:
+                subdirs[:] = []  # bounded depth: firmware trees are shallow
+            for name in sorted(files):
+                if len(out) >= MAX_BUILD_FILES:
+                    return out
+                path = os.path.join(root, name)
+                try:
+                    out[path] = os.stat(path).st_size
+                except OSError:
+                    continue
+    return out
+
+
+def schema_enum(schema, command, member):
+    """Values of the enum behind ``command``'s argument ``member`` in query-qmp-schema.
+    Type names in the introspection are masked numbers, so follow the command's arg-type
+    (netdev_add -> Netdev.type = NetClientDriver; blockdev-add -> BlockdevOptions.driver
+    = BlockdevDriver; qapi/net.json, qapi/block-core.json)."""
+    by_name = dict((e.get("name"), e) for e in schema)
+    cmd = by_name.get(command)
+    if cmd is None or cmd.get("meta-type") != "command":
+        return None
+    args = by_name.get(cmd.get("arg-type"))
+    if not args:
+        return None
+    # A union's variants are the branches compiled into this build (netmap, vde and
+    # vhost-vdpa are "if: CONFIG_..." branches while the enum may still list them).
+    if args.get("tag") == member and isinstance(args.get("variants"), list):
+        return sorted(v.get("case") for v in args["variants"])
+    for m in args.get("members", []):
+        if m.get("name") == member:
+            enum = by_name.get(m.get("type"))
+            if enum and enum.get("meta-type") == "enum":
+                if "members" in enum:  # QEMU >= 8.1 (with per-value features)
+                    return sorted(v.get("name") for v in enum["members"])
+                return sorted(enum.get("values", []))
+    return None
+
+
+def collect_device_schema(qmp):
+    types = {}
+    listed = qmp.execute("qom-list-types", {"implements": "device", "abstract": True})
+    for t in listed[:MAX_DEVICE_TYPES]:
+        types[t.get("name")] = {"parent": t.get("parent"), "abstract": bool(t.get("abstract"))}
+    props = {}
+    errors = {}
+    names = [n for n in sorted(types) if not types[n]["abstract"]]
+    # device-list-properties leaves out link<> properties (qom/qom-qmp-cmds.c
+    # qmp_device_list_properties), yet -device sets them (iothread=, memdev=):
+    # qom-list-properties lists them.
+    calls = []
+    for name in names:
+        calls.append(("device-list-properties", {"typename": name}))
+        calls.append(("qom-list-properties", {"typename": name}))
+    replies = qmp.execute_batch(calls)
+    for i, name in enumerate(names):
+        listed, qom = replies[2 * i], replies[2 * i + 1]
+        if isinstance(listed, Exception):
+            errors[name] = str(listed)[:200]
+            continue
+        entry = {}
+        for p in listed:
+            item = {"type": p.get("type")}
+            if "default-value" in p:
+                item["default"] = p["default-value"]
+            entry[p.get("name")] = item
+        for p in qom if isinstance(qom, list) else []:
+            kind = p.get("type") or ""
+            if kind.startswith("link<") and p.get("name") not in entry:
+                entry[p.get("name")] = {"type": kind}
+        props[name] = entry
+    return types, props, errors
+
+
+def collect_vmstate(binary, timeout):
+    """``-dump-vmstate FILE``: every device class's migration format. The device entries
+    are per class, the same under any machine type (savevm.c dump_vmstate_json_to_file
+    walks the device classes); only the "vmschkmachine" entry names the machine."""
+    tmp = tempfile.mkdtemp(prefix="migcheck-")
+    path = os.path.join(tmp, "vmstate.json")
+    try:
+        env = dict(os.environ)
+        env["LC_ALL"] = "C"
+        proc = subprocess.Popen([binary, "-no-user-config", "-nodefaults", "-display", "none",
+                                 "-machine", "none", "-dump-vmstate", path],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=env, close_fds=True,
+                                preexec_fn=die_with_parent)
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise QmpError("-dump-vmstate did not finish within %.0f s" % timeout)
+        if proc.returncode != 0:
+            raise QmpError("-dump-vmstate failed (exit %d): %s" % (
+                proc.returncode, err.decode("utf-8", "replace")[-300:]))
+        return json.loads(read_text(path, MAX_VMSTATE_BYTES))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def collect_build_schema(qmp, binary, mods, deadline):
+    """What this build can build. Each part that fails is recorded in "errors"."""
+    out = {"schema": BUILD_SCHEMA, "probe_version": PROBE_VERSION, "modules": mods,
+           "errors": {}}
+    started = time.time()
+
+    def part(name, fn):
+        try:
+            out[name] = fn()
+        except (QmpError, OSError, ValueError, TypeError, AttributeError) as exc:
+            out[name] = None
+            out["errors"][name] = "%s: %s" % (type(exc).__name__, exc)
+
+    types = [None, None, None]
+
+    def devices():
+        types[:] = collect_device_schema(qmp)
+        return types[0]
+
+    part("device_types", devices)
+    out["device_props"] = types[1]
+    if types[2]:
+        out["errors"]["device_props"] = types[2]
+    qschema = [None]
+
+    def qapi(command, member):
+        if qschema[0] is None:
+            qschema[0] = qmp.execute("query-qmp-schema")
+        return schema_enum(qschema[0], command, member)
+
+    part("netdevs", lambda: qapi("netdev_add", "type"))
+    part("block_drivers", lambda: qapi("blockdev-add", "driver"))
+
+    def compat():
+        # compat-props: QEMU >= 9.1 (qapi/machine.json, marked unstable); older builds
+        # refuse the argument, and the build cannot say.
+        machines = qmp.execute("query-machines", {"compat-props": True})
+        return dict((m.get("name"), m.get("compat-props") or []) for m in machines)
+
+    part("machine_compat", compat)
+    part("vmstate", lambda: collect_vmstate(binary, max(1.0, deadline - time.time())))
+    out["vmstate_machine"] = "none"
+    part("firmware", lambda: firmware_files(binary))
+    out["seconds"] = round(time.time() - started, 3)
+    return out
+
+
 def version_string(v):
     q = v.get("qemu", {})
     return "%d.%d.%d" % (q.get("major", 0), q.get("minor", 0), q.get("micro", 0))
 
 
-def collect_qemu(arch, kvm):
+def collect_qemu(arch, kvm, build_out):
     binary = find_qemu(arch)
     if binary is None:
         return {"error": "no QEMU found (tried qemu-system-%s, /usr/libexec/qemu-kvm, qemu-kvm)"
@@ -481,6 +748,12 @@ def collect_qemu(arch, kvm):
         version = qmp.execute("query-version")
         out["version"] = version_string(version)
         out["package"] = version.get("package", "")
+        try:
+            ident, mods = build_identity(binary, arch, out["version"], out["package"])
+            out["build"] = ident
+        except (OSError, ValueError) as exc:
+            ident, mods = None, {}
+            out["build"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
         out["kvm"] = qmp.execute("query-kvm")
         out["machines"] = [
             {
@@ -513,6 +786,13 @@ def collect_qemu(arch, kvm):
             out["host_cpu"] = {"model": model, "props": props}
         except QmpError as exc:
             out["host_cpu"] = {"error": str(exc)}
+        # The schema travels only when the controller does not hold this build yet.
+        known = CONFIG.get("known_builds")
+        if ident is not None and not CONFIG.get("skip_build") and (
+                not isinstance(known, list) or ident["key"] not in known):
+            build_out[0] = collect_build_schema(qmp, binary, mods, qmp.deadline)
+            build_out[0]["key"] = ident["key"]
+            build_out[0]["identity"] = ident
     except (QmpError, OSError, ValueError) as exc:
         out["error"] = "%s (stderr: %s)" % (exc, qmp.stderr_tail())
     finally:
@@ -561,7 +841,11 @@ def main():
         # Nothing QEMU's answers depend on changed: the controller has them already.
         facts["qemu"] = {"cached": True, "binary": fp.get("qemu_binary") or ""}
     else:
-        facts["qemu"] = section(lambda: collect_qemu(arch, kvm))
+        build_out = [None]
+        facts["qemu"] = section(lambda: collect_qemu(arch, kvm, build_out))
+        if build_out[0] is not None:
+            # The controller moves this into its per-build store and out of the facts.
+            facts["build_schema"] = build_out[0]
     facts["probe"]["seconds"] = round(time.time() - start, 3)
     out = json.dumps(facts, sort_keys=True)
     try:
