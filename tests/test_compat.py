@@ -351,8 +351,9 @@ def test_machine_created_objects_match_real_instances(build_name: str) -> None:
 
 
 def test_pvpanic_events_differ_between_7_2_and_10_0_under_the_same_machine_type() -> None:
-    """QEMU 9.0 added PVPANIC_SHUTDOWN to the events pvpanic offers (include/hw/misc/
-    pvpanic.h PVPANIC_EVENTS) with no compat entry: pc-q35-7.2 gives 3 on 7.2 and 7 on 10.0."""
+    """QEMU 9.1 added PVPANIC_SHUTDOWN to the events pvpanic offers (commit ebd909bb95c2,
+    include/hw/misc/pvpanic.h PVPANIC_EVENTS) with no compat entry: pc-q35-7.2 gives 3 on 7.2
+    and 7 on 10.0 (the guest reads them from the device: hw/misc/pvpanic.c pvpanic_read())."""
     out = judge(
         "qemu-system-x86_64 -machine pc-q35-7.2 -device pvpanic,id=p0",
         facts(SRC72, "qemu-7.2"),
