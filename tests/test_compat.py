@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import require
 from qemudata import fixture_facts, with_changes
-from qmp_run import HOST_QEMU, chroot_qemu, qmp_session, run_qmp
+from qmp_run import CHROOT, HOST_QEMU, chroot_qemu, qmp_session, run_qmp
 
 from migcheck.catalog import CatalogError
 from migcheck.catalog.compat import (
@@ -360,8 +362,9 @@ def test_machine_created_objects_match_real_instances(build_name: str) -> None:
 
 
 def test_pvpanic_events_differ_between_7_2_and_10_0_under_the_same_machine_type() -> None:
-    """QEMU 9.0 added PVPANIC_SHUTDOWN to the events pvpanic offers (include/hw/misc/
-    pvpanic.h PVPANIC_EVENTS) with no compat entry: pc-q35-7.2 gives 3 on 7.2 and 7 on 10.0."""
+    """QEMU 9.1 added PVPANIC_SHUTDOWN to the events pvpanic offers (commit ebd909bb95c2,
+    include/hw/misc/pvpanic.h PVPANIC_EVENTS) with no compat entry: pc-q35-7.2 gives 3 on 7.2
+    and 7 on 10.0 (the guest reads them from the device: hw/misc/pvpanic.c pvpanic_read())."""
     out = judge(
         "qemu-system-x86_64 -machine pc-q35-7.2 -device pvpanic,id=p0",
         facts(SRC72, "qemu-7.2"),
@@ -391,6 +394,44 @@ def test_the_other_direction_fails_too() -> None:
     )
     assert [f.status for f in out] == [Status.FAIL]
     assert out[0].source["value"] == 7 and out[0].destination["value"] == 3
+
+
+def test_pvpanic_events_change_across_a_real_migration(tmp_path: Path) -> None:
+    """The finding is real: migrate a pc-q35-7.2 guest with pvpanic from QEMU 7.2 to 10.0;
+    the destination loads the state without a word and its device offers 7, not 3."""
+    require(HOST_QEMU is not None, "qemu-system-x86_64 not found")
+    require(chroot_qemu(), "Debian 13 QEMU 10.0 chroot not found at /var/tmp/migcheck-trixie")
+    common = ("-machine", "pc-q35-7.2", "-accel", "tcg", "-m", "64", "-device", "pvpanic,id=p0")
+    chroot_dir = Path(tempfile.mkdtemp(prefix="migcheck-mig-", dir=CHROOT / "tmp"))
+    try:
+        sock = chroot_dir / "mig.sock"
+        incoming = ("-incoming", f"unix:/{sock.relative_to(CHROOT)}")
+        with (
+            qmp_session(chroot=True, args=(*common, *incoming)) as dst,
+            qmp_session(args=common) as src,
+        ):
+            for _ in range(200):
+                if sock.exists():
+                    break
+                time.sleep(0.02)
+            assert "return" in src.cmd("migrate", uri=f"unix:{sock}")
+            status = ""
+            for _ in range(500):
+                status = src.cmd("query-migrate")["return"].get("status", "")
+                if status in ("completed", "failed", "cancelled"):
+                    break
+                time.sleep(0.02)
+            assert status == "completed", status
+            for _ in range(500):
+                if dst.cmd("query-status")["return"]["status"] != "inmigrate":
+                    break
+                time.sleep(0.02)
+            path = "/machine/peripheral/p0"
+            before = src.cmd("qom-get", path=path, property="events")["return"]
+            after = dst.cmd("qom-get", path=path, property="events")["return"]
+    finally:
+        shutil.rmtree(chroot_dir, ignore_errors=True)
+    assert (before, after) == (3, 7)
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ default (``device-list-properties``) overridden by the machine type's compat pro
 (QEMU's ``hw_compat_X_Y`` / ``pc_compat_X_Y``; see :mod:`migcheck.catalog.compat`). A
 versioned machine type exists to keep that value fixed across QEMU releases, but QEMU does
 not always add a compat entry when it changes a class default (``pvpanic`` ``events`` went
-from 3 to 7 in 9.0 with none: hw/misc/pvpanic-isa.c / pvpanic-pci.c ``PVPANIC_EVENTS``), and
-distributions patch both. So each property is compared, source build vs destination build,
-under the source's resolved machine type.
+from 3 to 7 in 9.1 with none: commit ebd909bb95c2 "hw/misc/pvpanic: add support for normal
+shutdowns", include/hw/misc/pvpanic.h ``PVPANIC_EVENTS``), and distributions patch both.
+So each property is compared, source build vs destination build, under the source's
+resolved machine type.
 """
 
 from __future__ import annotations
