@@ -13,6 +13,7 @@ from migcheck.checks import (  # noqa: F401
     cpu,
     host,
     kernel,
+    kvm,
     machine,
     platform,
     qemu,
