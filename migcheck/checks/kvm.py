@@ -481,6 +481,10 @@ def _hv_offered(facts: Facts, flag: str) -> tuple[bool | None, str]:
     """Whether the host's KVM offers one hv-* flag, and the evidence."""
     if _cap(facts, "KVM_CAP_HYPERV") is None:
         return None, _why_no_kvm(facts)
+    # hw/i386/x86.c x86_cpu_pre_plug(): hv-vpindex needs KVM_CAP_HYPERV_VP_INDEX whatever
+    # else KVM has ("kernel doesn't allow setting HyperV VP_INDEX"; seen on this machine).
+    if flag == "hv-vpindex" and not _cap(facts, "KVM_CAP_HYPERV_VP_INDEX"):
+        return False, "KVM_CAP_HYPERV_VP_INDEX = 0"
     if not _cap(facts, "KVM_CAP_HYPERV"):
         return False, "KVM_CAP_HYPERV = 0"
     leaves = (facts.kvm_vm or {}).get("hv_cpuid")
