@@ -524,17 +524,28 @@ def check_hyperv(ctx: Context) -> list[Finding]:
     dst_has = {f: _hv_offered(ctx.dst, f) for f in flags}
     # kvm.c hyperv_enabled(): with KVM_CAP_HYPERV = 0 QEMU ignores every hv-* flag (the guest
     # sees no Hyper-V leaves); otherwise hv_cpuid_check_and_set() refuses to start a vCPU
-    # with a flag KVM does not offer ("Hyper-V %s is not supported by kernel").
-    lost = [f for f in flags if src_has[f][0] is not False and dst_has[f][0] is False]
-    if lost:
+    # with a flag KVM does not offer ("Hyper-V %s is not supported by kernel"). hv-vpindex
+    # is refused either way (x86_cpu_pre_plug()).
+    dst_hyperv = _cap(ctx.dst, "KVM_CAP_HYPERV")
+    refused = [f for f in flags if dst_has[f][0] is False and (dst_hyperv or f == "hv-vpindex")]
+    dropped = [f for f in flags if dst_has[f][0] is False and src_has[f][0] and f not in refused]
+    if refused or dropped:
+        parts = []
+        if refused:
+            parts.append(
+                "QEMU refuses to start with " + ", ".join(f"{f} ({dst_has[f][1]})" for f in refused)
+            )
+        if dropped:
+            parts.append(
+                f"QEMU silently drops {', '.join(dropped)} (KVM_CAP_HYPERV = 0): the guest "
+                "loses its Hyper-V leaves"
+            )
         return [
             Finding(
                 cid,
                 Status.FAIL,
-                "the destination's KVM does not offer "
-                + ", ".join(f"{f} ({dst_has[f][1]})" for f in lost)
-                + ": QEMU refuses the flag, or with KVM_CAP_HYPERV = 0 silently gives the "
-                "guest no Hyper-V leaves",
+                "the destination's KVM does not offer the guest's Hyper-V flags: "
+                + "; ".join(parts),
                 source=[f for f in flags if src_has[f][0]],
                 destination=[f for f in flags if dst_has[f][0]],
                 fix="drop those hv-* flags on both hosts, or use a destination whose KVM has them",
