@@ -410,3 +410,22 @@ def test_live_probe_output_has_the_new_fields():
     assert "tcg" in doc["qemu"] and "error" not in doc["qemu"]["tcg"]
     if doc["kvm"].get("usable"):
         assert doc["kvm"]["vm"]["tsc_khz"] > 0
+
+
+def test_a_cache_kept_by_an_older_probe_is_not_reused(tmp_path: Path, monkeypatch):
+    """Cached QEMU answers without qemu.tcg come from a probe before TCG answers: reusing
+    them would leave every TCG guest unknown until --refresh, so the probe starts QEMU."""
+    from migcheck.gather import Gatherer, GatherOptions, cache_dir
+
+    require_qemu()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = Gatherer(GatherOptions()).gather("local")
+    assert "tcg" in first.doc["qemu"]
+    assert Gatherer(GatherOptions()).gather("local").doc["probe"].get("qemu_from_cache") is True
+    (path,) = cache_dir().glob("*.json")
+    doc = json.loads(path.read_text())
+    del doc["qemu"]["tcg"]
+    path.write_text(json.dumps(doc))
+    again = Gatherer(GatherOptions()).gather("local")
+    assert not again.doc["probe"].get("qemu_from_cache")
+    assert "tcg" in again.doc["qemu"]
