@@ -407,3 +407,31 @@ def test_real_qemu_refuses_a_too_large_dirty_ring():
     ]
     with pytest.raises(probe.QmpError, match="too big"):
         qmp(argv, [("query-status", None)])  # type: ignore[list-item]
+
+
+# --- kvm-* PV features: the host expansion lists what the destination's KVM offers -------------
+
+
+def test_kvm_pv_feature_the_destination_kvm_lacks_is_unsafe():
+    src = fixture_facts(TRIXIE)
+    offered = sorted(
+        k
+        for k, v in src.host_cpu["props"].items()  # type: ignore[index]
+        if k.startswith("kvm-pv-") and v is True and k != "kvm-pv-enforce-cpuid"
+    )
+    assert offered, "the capture's KVM offers PV features"
+    feature = offered[0]
+
+    def drop(doc: dict[str, Any]) -> None:  # every spelling QEMU lists (kvm_pv_eoi too)
+        props = doc["qemu"]["host_cpu"]["props"]
+        for name in (feature, feature.replace("-", "_")):
+            if name in props:
+                props[name] = False
+
+    dst = edited(src, drop)
+    guest = vm(f"-accel kvm -cpu qemu64,{feature}=on")
+    assert by_id(check_pair(guest, src, src), "cpu.features").status is Status.PASS
+    finding = by_id(check_pair(guest, src, dst), "cpu.features")
+    assert finding.status is Status.FAIL and feature in finding.message
+    no_expansion = edited(src, lambda doc: doc["qemu"].update(host_cpu={"error": "x"}))
+    assert by_id(check_pair(guest, src, no_expansion), "cpu.features").status is Status.UNKNOWN
