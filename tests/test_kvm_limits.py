@@ -345,6 +345,14 @@ def test_hyperv_unknown_when_kvm_has_hv_cpuid_but_facts_do_not():
     older = edited(src, lambda doc: doc["kvm"]["vm"].pop("hv_cpuid"))
     guest = vm("-accel kvm -cpu qemu64,hv-relaxed=on")
     assert by_id(check_pair(guest, src, older), "kvm.hyperv").status is Status.UNKNOWN
+    # A flag the catalog ties to a KVM capability is decided by that capability.
+    synic = vm("-accel kvm -cpu qemu64,hv-synic=on")
+    src = hv_host(base, ["hv-synic"])
+    with_cap = edited(older, caps(KVM_CAP_HYPERV_SYNIC2=1))
+    without = edited(older, caps(KVM_CAP_HYPERV_SYNIC2=0))
+    assert by_id(check_pair(synic, src, with_cap), "kvm.hyperv").status is Status.PASS
+    finding = by_id(check_pair(synic, src, without), "kvm.hyperv")
+    assert finding.status is Status.FAIL and "KVM_CAP_HYPERV_SYNIC2" in finding.message
 
 
 def test_real_qemu_agrees_on_hyperv_flags():

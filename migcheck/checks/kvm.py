@@ -477,7 +477,19 @@ _LEGACY_CAPS = {
 }
 
 
-def _hv_offered(facts: Facts, flag: str) -> tuple[bool | None, str]:
+def _catalog_caps(ctx: Context) -> dict[str, str]:
+    """hv-* flag -> the KVM capability the catalog (capabilities/hyperv-*.toml, each with its
+    kernel commit) names for it."""
+    out: dict[str, str] = {}
+    for cap in ctx.platforms.capabilities.values():
+        if cap.kvm_cap:
+            for feature in cap.cpu_features:
+                if feature.startswith("hv-"):
+                    out.setdefault(feature, cap.kvm_cap)
+    return out
+
+
+def _hv_offered(facts: Facts, flag: str, catalog: Mapping[str, str]) -> tuple[bool | None, str]:
     """Whether the host's KVM offers one hv-* flag, and the evidence."""
     if _cap(facts, "KVM_CAP_HYPERV") is None:
         return None, _why_no_kvm(facts)
@@ -499,6 +511,12 @@ def _hv_offered(facts: Facts, flag: str) -> tuple[bool | None, str]:
         )
         return ok, "KVM_GET_SUPPORTED_HV_CPUID"
     if _cap(facts, "KVM_CAP_HYPERV_CPUID") or _cap(facts, "KVM_CAP_SYS_HYPERV_CPUID"):
+        # Facts from an older probe: the catalogued capability that brought the flag to KVM
+        # decides where there is one; the rest cannot be told.
+        cap = catalog.get(flag)
+        value = _cap(facts, cap) if cap else None
+        if value is not None:
+            return value > 0, f"{cap} = {value} (catalog)"
         return None, "KVM's Hyper-V CPUID was not recorded (gather again with this migcheck)"
     cap = _LEGACY_CAPS.get(flag)
     if cap is None:
@@ -520,8 +538,9 @@ def check_hyperv(ctx: Context) -> list[Finding]:
     flags = sorted(f for f, on in ctx.vm.cpu.features.items() if on and f in HV_BITS)
     if not flags:
         return [Finding(cid, Status.PASS, "no Hyper-V enlightenment judged here is switched on")]
-    src_has = {f: _hv_offered(ctx.src, f) for f in flags}
-    dst_has = {f: _hv_offered(ctx.dst, f) for f in flags}
+    catalog = _catalog_caps(ctx)
+    src_has = {f: _hv_offered(ctx.src, f, catalog) for f in flags}
+    dst_has = {f: _hv_offered(ctx.dst, f, catalog) for f in flags}
     # kvm.c hyperv_enabled(): with KVM_CAP_HYPERV = 0 QEMU ignores every hv-* flag (the guest
     # sees no Hyper-V leaves); otherwise hv_cpuid_check_and_set() refuses to start a vCPU
     # with a flag KVM does not offer ("Hyper-V %s is not supported by kernel"). hv-vpindex
