@@ -443,3 +443,12 @@ def test_kvm_pv_feature_the_destination_kvm_lacks_is_unsafe():
     assert finding.status is Status.FAIL and feature in finding.message
     no_expansion = edited(src, lambda doc: doc["qemu"].update(host_cpu={"error": "x"}))
     assert by_id(check_pair(guest, src, no_expansion), "cpu.features").status is Status.UNKNOWN
+
+
+def test_smp_of_machine_types_before_6_2_prefers_sockets():
+    """hw/core/machine-smp.c: pc-*-6.1 and older derive omitted counts as sockets."""
+    spec = vm("-smp 8,threads=2")
+    new, _ = parse_smp(spec.options)
+    old, _ = parse_smp(spec.options, prefer_sockets=True)
+    assert (new.sockets, new.cores) == (1, 4)  # type: ignore[union-attr]
+    assert (old.sockets, old.cores) == (4, 1)  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ applied. They apply to KVM guests only: under TCG none of these host limits is c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -71,6 +72,13 @@ class Smp:
         )
 
 
+def _before_6_2(machine: str | None) -> bool:
+    """Versioned pc/q35 types before 6.2 set smp_props.prefer_sockets (hw/i386/pc_piix.c,
+    pc_q35.c *_6_1_machine_options())."""
+    m = re.fullmatch(r"pc-(?:q35|i440fx)-(\d+)\.(\d+)", machine or "")
+    return bool(m) and (int(m.group(1)), int(m.group(2))) < (6, 2)
+
+
 def _width(count: int) -> int:
     return (count - 1).bit_length()
 
@@ -78,10 +86,11 @@ def _width(count: int) -> int:
 _SMP_KEYS = ("cpus", "maxcpus", "sockets", "dies", "clusters", "modules", "cores", "threads")
 
 
-def parse_smp(vm_options: list) -> tuple[Smp | None, str | None]:
-    """``-smp`` as QEMU computes it (hw/core/machine-smp.c machine_parse_smp_config(), the
-    "prefer cores over sockets" rule of machine types >= 6.2). Returns (None, why) for a
-    value QEMU would refuse or migcheck cannot read; no -smp is one vCPU."""
+def parse_smp(vm_options: list, prefer_sockets: bool = False) -> tuple[Smp | None, str | None]:
+    """``-smp`` as QEMU computes it (hw/core/machine-smp.c machine_parse_smp_config(): omitted
+    counts are derived preferring cores over sockets, or sockets over cores for machine types
+    before 6.2, smp_props.prefer_sockets). Returns (None, why) for a value QEMU would refuse
+    or migcheck cannot read; no -smp is one vCPU."""
     values: dict[str, int] = {}
     for opt in vm_options:
         if opt.name != "smp" or opt.value is None:
@@ -111,7 +120,13 @@ def parse_smp(vm_options: list) -> tuple[Smp | None, str | None]:
         sockets, cores, threads = sockets or 1, cores or 1, threads or 1
     else:
         maxcpus = maxcpus or cpus
-        if cores == 0:
+        if prefer_sockets and sockets == 0:
+            cores, threads = cores or 1, threads or 1
+            sockets = maxcpus // (dies * modules * cores * threads)
+        elif prefer_sockets and cores == 0:
+            threads = threads or 1
+            cores = maxcpus // (sockets * dies * modules * threads)
+        elif cores == 0:
             sockets, threads = sockets or 1, threads or 1
             cores = maxcpus // (sockets * dies * modules * threads)
         elif sockets == 0:
@@ -136,13 +151,13 @@ def parse_smp(vm_options: list) -> tuple[Smp | None, str | None]:
 )
 def check_vcpus(ctx: Context) -> list[Finding]:
     cid = "kvm.vcpus"
-    smp, why = parse_smp(ctx.vm.options)
+    machine = ctx.dst.resolve_machine(ctx.vm.machine.type)
+    smp, why = parse_smp(ctx.vm.options, _before_6_2(machine))
     if smp is None:
         return [unknown(cid, why)]
     what = f"{smp.cpus} vCPUs (maxcpus {smp.maxcpus})"
     # hw/core/machine-smp.c: "Invalid SMP CPUs %d. The max CPUs supported by machine '%s'
     # is %d" when max_cpus > mc->max_cpus (query-machines' cpu-max).
-    machine = ctx.dst.resolve_machine(ctx.vm.machine.type)
     info = (ctx.dst.machines or {}).get(machine or "")
     cpu_max = info.get("cpu_max") if info else None
     if not isinstance(cpu_max, int) or isinstance(cpu_max, bool):
