@@ -429,3 +429,29 @@ def test_a_cache_kept_by_an_older_probe_is_not_reused(tmp_path: Path, monkeypatc
     again = Gatherer(GatherOptions()).gather("local")
     assert not again.doc["probe"].get("qemu_from_cache")
     assert "tcg" in again.doc["qemu"]
+
+
+def test_kvm_without_in_kernel_irqchip_never_asks_for_x2apic():
+    """kvm_cpu_instance_init(): without an in-kernel irqchip KVM's default for x2apic is off,
+    so a destination that cannot give x2apic takes such a guest; with one it cannot."""
+    src = fixture_facts(TRIXIE)
+    model = next(
+        n
+        for n, m in sorted((src.cpu_models or {}).items())
+        if not m.get("unavailable_features")
+        and not m.get("alias_of")
+        and n not in ("max", "host", "base")
+    )
+
+    def lacks_x2apic(doc: dict[str, Any]) -> None:
+        for m in doc["qemu"]["cpu_models"]:
+            if m["name"] == model:
+                m["unavailable_features"] = ["x2apic"]
+
+    dst = edited(src, lacks_x2apic)
+    finding = by_id(check_pair(vm(f"-accel kvm -cpu {model}"), src, dst), "cpu.model")
+    assert finding.status is Status.FAIL and "x2apic" in finding.message
+    off = parse_cmdline(
+        f"qemu-system-x86_64 -machine pc-q35-7.2,kernel-irqchip=off -accel kvm -cpu {model}", "x"
+    )
+    assert by_id(check_pair(off, src, dst), "cpu.model").status is Status.PASS

@@ -60,6 +60,23 @@ ACCEL_DEFAULT_PROPS: dict[str, dict[str, bool]] = {
 _TOPOLOGY_BITS = frozenset({"ht", "cmp-legacy"})
 
 
+def accel_defaults(ctx: Context) -> dict[str, bool]:
+    """ACCEL_DEFAULT_PROPS for this guest: kvm_cpu_instance_init() turns x2apic off without
+    an in-kernel irqchip and kvm-msi-ext-dest-id on with a split one."""
+    accel = cpu_accel(ctx)
+    out = dict(ACCEL_DEFAULT_PROPS.get(accel, {}))
+    if accel == "kvm":
+        irqchip = ctx.vm.accel_options.get("kernel-irqchip") or ctx.vm.machine.options.get(
+            "kernel-irqchip"
+        )
+        mode = str(irqchip).lower() if irqchip is not None else "on"
+        if mode in ("off", "false", "no", "n"):
+            out["x2apic"] = False
+        elif mode == "split":
+            out["kvm-msi-ext-dest-id"] = True
+    return out
+
+
 def cpu_accel(ctx: Context) -> str:
     """The guest's accelerator (``kvm``, ``tcg``, or another QEMU accelerator name)."""
     return guest_accel(ctx.vm)[0]
@@ -294,7 +311,11 @@ def check_model(ctx: Context) -> list[Finding]:
                 fix=f"pin the versioned model: -cpu {src_model}",
             )
         ]
+    # What the guest switches off, and what its accelerator switches off in every named model
+    # for this configuration (x2apic without an in-kernel irqchip): features it never asks
+    # for cannot be lost. The probe's answers assume the default irqchip.
     off = {f for f, on in _wanted(ctx).items() if not on}
+    off |= {canonical(f) for f, on in accel_defaults(ctx).items() if not on}
     src_un = canonical_set(cpu_models(ctx.src, accel)[name].get("unavailable_features") or []) - off  # type: ignore[index]
     dst_un = canonical_set(cpu_models(ctx.dst, accel)[name].get("unavailable_features") or []) - off  # type: ignore[index]
     lost = dst_un - src_un  # the guest has them on the source; the destination cannot give them
