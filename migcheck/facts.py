@@ -158,6 +158,7 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _plausible(doc, origin)
     _validate_qemu(doc["qemu"], origin)
     _validate_kvm(doc["kvm"], origin)
+    _validate_cpu_extra(doc["cpu"], origin)
     host = doc.get("host", {})
     _check_type(origin, "host", host, dict)
     return doc
@@ -201,6 +202,41 @@ def _validate_qemu(sec: dict[str, Any], origin: str) -> None:
     if isinstance(host_cpu, dict) and "error" not in host_cpu:
         _check_type(origin, "qemu.host_cpu.props", host_cpu.get("props"), dict)
         _check_type(origin, "qemu.host_cpu.model", host_cpu.get("model"), str)
+    if "tcg" in sec:
+        _validate_tcg(sec["tcg"], origin)
+
+
+def _validate_tcg(tcg: Any, origin: str) -> None:
+    """``qemu.tcg``: QEMU's CPU answers under TCG (a second probe run), or an error."""
+    _check_type(origin, "qemu.tcg", tcg, dict)
+    if "error" in tcg:
+        _check_type(origin, "qemu.tcg.error", tcg["error"], str)
+        return
+    models = tcg.get("cpu_models")
+    if models is not None:
+        _limit(origin, "qemu.tcg.cpu_models", models, "qemu.cpu_models")
+        _validate_list_of_named(origin, "qemu.tcg.cpu_models", models)
+        seen: set[str] = set()
+        for i, model in enumerate(models):
+            where = f"qemu.tcg.cpu_models[{i}]"
+            if model["name"] in seen:  # a model listed twice cannot say which answer holds
+                raise FactsError(origin, f"{where}.name {model['name']!r} is listed twice")
+            seen.add(model["name"])
+            unavailable = model.get("unavailable_features")
+            if unavailable is not None:
+                _check_type(origin, f"{where}.unavailable_features", unavailable, list)
+                _limit(origin, f"{where}.unavailable_features", unavailable, "unavailable_features")
+                for j, feature in enumerate(unavailable):
+                    _check_type(origin, f"{where}.unavailable_features[{j}]", feature, str)
+            if model.get("alias_of") is not None:
+                _check_type(origin, f"{where}.alias_of", model["alias_of"], str)
+    max_cpu = tcg.get("max_cpu")
+    if isinstance(max_cpu, dict) and "error" not in max_cpu:
+        _check_type(origin, "qemu.tcg.max_cpu.props", max_cpu.get("props"), dict)
+        _limit(origin, "qemu.tcg.max_cpu.props", max_cpu["props"], "qemu.host_cpu.props")
+        _check_type(origin, "qemu.tcg.max_cpu.model", max_cpu.get("model"), str)
+    elif max_cpu is not None:
+        _check_type(origin, "qemu.tcg.max_cpu", max_cpu, dict)
 
 
 def _validate_build_ref(build: Any, origin: str) -> None:
@@ -227,6 +263,41 @@ def _validate_kvm(sec: dict[str, Any], origin: str) -> None:
         return
     for name, value in sec["capabilities"].items():
         _check_type(origin, f"kvm.capabilities.{name}", value, int)
+    if "vm" in sec:
+        _validate_kvm_vm(sec["vm"], origin)
+
+
+def _validate_kvm_vm(vm: Any, origin: str) -> None:
+    """``kvm.vm``: what a scratch VM answered (the TSC rate, KVM's Hyper-V CPUID leaves)."""
+    _check_type(origin, "kvm.vm", vm, dict)
+    if "error" in vm:
+        _check_type(origin, "kvm.vm.error", vm["error"], str)
+        return
+    if "tsc_khz" in vm:
+        _check_type(origin, "kvm.vm.tsc_khz", vm["tsc_khz"], int)
+        if not 0 < vm["tsc_khz"] <= MAX_CAP_VALUE:
+            raise FactsError(origin, f"kvm.vm.tsc_khz = {vm['tsc_khz']} is not a TSC rate")
+    if "hv_cpuid" in vm:
+        leaves = vm["hv_cpuid"]
+        _check_type(origin, "kvm.vm.hv_cpuid", leaves, list)
+        if len(leaves) > 64:
+            raise FactsError(origin, f"kvm.vm.hv_cpuid has {len(leaves)} leaves, more than 64")
+        for i, leaf in enumerate(leaves):
+            _check_type(origin, f"kvm.vm.hv_cpuid[{i}]", leaf, list)
+            if len(leaf) != 6:
+                raise FactsError(origin, f"kvm.vm.hv_cpuid[{i}] should be 6 registers")
+            for value in leaf:
+                _check_type(origin, f"kvm.vm.hv_cpuid[{i}]", value, int)
+                if not 0 <= value < 2**32:
+                    raise FactsError(origin, f"kvm.vm.hv_cpuid[{i}] holds {value}, not a u32")
+
+
+def _validate_cpu_extra(sec: dict[str, Any], origin: str) -> None:
+    if "error" in sec or sec.get("phys_bits") is None:
+        return
+    _check_type(origin, "cpu.phys_bits", sec["phys_bits"], int)
+    if not 1 <= sec["phys_bits"] <= 64:
+        raise FactsError(origin, f"cpu.phys_bits = {sec['phys_bits']} is not an address width")
 
 
 def load_facts(path: str | Path) -> Facts:
@@ -475,6 +546,63 @@ class Facts:
         from migcheck.build import store_dir
 
         return f"QEMU build {self.build_key} is not in {where}{store_dir()}"
+
+    @cached_property
+    def tcg(self) -> Mapping[str, Any] | None:
+        """QEMU's CPU answers under TCG (``qemu.tcg``): ``cpu_models`` and ``max_cpu``.
+
+        Facts without ``qemu.tcg`` still have TCG answers when the probe's one QEMU run
+        itself fell back to TCG (``query-kvm`` says disabled): those are the same answers."""
+        q = self.qemu
+        if not q:
+            return None
+        tcg = q.get("tcg")
+        if isinstance(tcg, Mapping):
+            return None if "error" in tcg else tcg
+        if self.qemu_kvm_enabled is False and isinstance(q.get("cpu_models"), list):
+            return {"cpu_models": q["cpu_models"], "max_cpu": q.get("host_cpu")}
+        return None
+
+    def tcg_missing(self) -> str | None:
+        """Why there are no TCG CPU answers, or None when there are."""
+        if self.tcg is not None:
+            return None
+        why = self.missing("qemu")
+        if why:
+            return why
+        tcg = (self.qemu or {}).get("tcg")
+        if isinstance(tcg, Mapping) and "error" in tcg:
+            return f"QEMU's TCG answers could not be gathered: {tcg['error']}"
+        return "no QEMU TCG answers in the facts (gathered by an older probe: gather again)"
+
+    @cached_property
+    def tcg_cpu_models(self) -> dict[str, Mapping[str, Any]] | None:
+        models = (self.tcg or {}).get("cpu_models")
+        if not isinstance(models, list):
+            return None
+        return {c["name"]: c for c in models}
+
+    @property
+    def tcg_max_cpu(self) -> Mapping[str, Any] | None:
+        """QEMU's expansion of ``-cpu max`` under TCG: model and props."""
+        mc = (self.tcg or {}).get("max_cpu")
+        if not isinstance(mc, Mapping) or "error" in mc or not isinstance(mc.get("props"), Mapping):
+            return None
+        return mc
+
+    @property
+    def kvm_vm(self) -> Mapping[str, Any] | None:
+        """``kvm.vm``: the scratch VM's answers (``tsc_khz``, ``hv_cpuid``), if recorded."""
+        sec = self.section("kvm")
+        vm = sec.get("vm") if sec else None
+        return vm if isinstance(vm, Mapping) and "error" not in vm else None
+
+    @property
+    def phys_bits(self) -> int | None:
+        """The host CPU's physical address width (/proc/cpuinfo ``address sizes``)."""
+        sec = self.section("cpu")
+        value = sec.get("phys_bits") if sec else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def qemu_kvm_enabled(self) -> bool | None:

@@ -135,6 +135,8 @@ class Gatherer:
         fp = (facts.doc.get("probe") or {}).get("fingerprint")
         if "error" in qemu or not isinstance(fp, dict) or "error" in fp:
             return None
+        if "tcg" not in qemu:  # kept by an older probe, without QEMU's TCG answers
+            return None
         return facts
 
     def _store(self, ref: HostRef, facts: Facts) -> None:

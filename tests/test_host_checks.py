@@ -21,9 +21,11 @@ def finding(report, cid: str):
     return f
 
 
-def with_module(facts: Facts, module: str, **params: str) -> Facts:
+def with_module(facts: Facts, module: str, nested_state: int | None = None, **params: str) -> Facts:
     doc = copy.deepcopy(dict(facts.doc))
     doc["kvm"]["modules"][module] = dict(params)
+    if nested_state is not None:
+        doc["kvm"]["capabilities"]["KVM_CAP_NESTED_STATE"] = nested_state
     return Facts(doc, facts.origin)
 
 
@@ -34,8 +36,18 @@ def test_guest_with_vmx_needs_nested_on_destination():
     off = check_pair(vm, src, with_module(host, "kvm_intel", nested="N"))
     assert finding(off, "cpu.nested").status is Status.FAIL
     assert "kvm_intel.nested = N" in finding(off, "cpu.nested").message
-    on = check_pair(vm, src, with_module(host, "kvm_intel", nested="Y"))
+    # This machine's KVM (PVM) saves no nested state (KVM_CAP_NESTED_STATE = 0): a guest that
+    # has used VMX cannot be saved (QEMU's cpu_pre_save()), whatever the module says.
+    assert host.doc["kvm"]["capabilities"]["KVM_CAP_NESTED_STATE"] == 0
+    stateless = check_pair(vm, src, with_module(host, "kvm_intel", nested="Y"))
+    assert finding(stateless, "cpu.nested").status is Status.FAIL
+    assert "KVM_CAP_NESTED_STATE = 0" in finding(stateless, "cpu.nested").message
+    # 8320 bytes: the size a VMX host reports (header + two 4 KiB VMCS12 pages).
+    src = with_module(host, "kvm_intel", nested_state=8320, nested="Y")
+    on = check_pair(vm, src, with_module(host, "kvm_intel", nested_state=8320, nested="Y"))
     assert finding(on, "cpu.nested").status is Status.PASS
+    tcg = parse_cmdline(BASE.replace("kvm", "tcg") + "-cpu pentium3,+vmx", "x")
+    assert finding(check_pair(tcg, src, host), "cpu.nested").status is Status.PASS
     unknown = check_pair(vm, src, host)  # PVM host: no kvm_intel parameters at all
     assert finding(unknown, "cpu.nested").status is Status.UNKNOWN
     plain = check_pair(parse_cmdline(BASE + "-cpu pentium3", "x"), src, host)

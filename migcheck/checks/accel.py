@@ -6,16 +6,27 @@ import os
 
 from migcheck.checks.base import Context, Finding, Status, unknown
 from migcheck.checks.registry import check
+from migcheck.vm import VmSpec
+
+
+def guest_accel(vm: VmSpec) -> tuple[str, str]:
+    """The accelerator the guest runs under and how the command line says so.
+
+    QEMU tries the listed accelerators in order; the first is what a started guest uses on
+    a host that has it (a guest that fell back to TCG on the source is a TCG guest, which
+    facts cannot tell: the first one is judged). With none listed, QEMU picks "kvm:tcg" when
+    the program name ends in "kvm" (RHEL's /usr/libexec/qemu-kvm) and "tcg:kvm" otherwise
+    (softmmu/vl.c, system/vl.c since 8.1, configure_accelerators())."""
+    if vm.accel:
+        return vm.accel[0], "-accel " + ":".join(vm.accel)
+    if vm.binary and os.path.basename(vm.binary).endswith("kvm"):
+        return "kvm", f"{os.path.basename(vm.binary)} (defaults to KVM)"
+    return "tcg", "no accelerator given (QEMU defaults to TCG)"
 
 
 def _wants_kvm(ctx: Context) -> tuple[bool, str]:
-    accel = ctx.vm.accel
-    if accel:
-        return accel[0] == "kvm", "-accel " + ":".join(accel)
-    # RHEL's /usr/libexec/qemu-kvm defaults to KVM; upstream system emulators default to TCG.
-    if ctx.vm.binary and os.path.basename(ctx.vm.binary) == "qemu-kvm":
-        return True, "qemu-kvm (defaults to KVM)"
-    return False, "no accelerator given (QEMU defaults to TCG)"
+    accel, how = guest_accel(ctx.vm)
+    return accel == "kvm", how
 
 
 @check(

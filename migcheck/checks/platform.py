@@ -10,6 +10,7 @@ capability (virtio-net USO on tap since QEMU 8.2, UDP tunnel GSO since 10.2).
 from __future__ import annotations
 
 from migcheck.checks.base import PLATFORM_READS, Context, Finding, Status, unknown
+from migcheck.checks.kvm import PREFERRED_ONLY
 from migcheck.checks.registry import check
 from migcheck.dependencies import Dependency, guest_dependencies
 from migcheck.platforms import Has, HostPlatforms, recommended_pin
@@ -47,8 +48,13 @@ def check_support(ctx: Context) -> list[Finding]:
     src, dst = ctx.src_platforms, ctx.dst_platforms
     if ctx.vm.platform is not None:
         return [_check_pinned(ctx, ctx.vm.platform, src, dst)]
-    # Kernel-version capabilities only: hardware- and config-dependent ones are host.features.
-    deps = {c: d for c, d in guest_deps(ctx).items() if d.capability.in_platforms}
+    # Kernel-version capabilities only: hardware- and config-dependent ones are host.features,
+    # and those QEMU falls back from are judged by kvm.* (kvm.PREFERRED_ONLY).
+    deps = {
+        c: d
+        for c, d in guest_deps(ctx).items()
+        if d.capability.in_platforms and c not in PREFERRED_ONLY
+    }
     needed = {c: d for c, d in deps.items() if src.has(c) is not Has.NO}
     if not needed:
         return [

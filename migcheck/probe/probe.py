@@ -36,6 +36,11 @@ MAX_STDERR_BYTES = 64 * 1024
 # KVM ioctls: _IO(KVMIO=0xAE, nr), include/uapi/linux/kvm.h.
 KVM_GET_API_VERSION = 0xAE00
 KVM_CHECK_EXTENSION = 0xAE03
+KVM_CREATE_VM = 0xAE01
+KVM_CREATE_VCPU = 0xAE41
+KVM_GET_TSC_KHZ = 0xAEA3
+# _IOWR(KVMIO, 0xc1, struct kvm_cpuid2): the size field is sizeof(struct kvm_cpuid2) = 8.
+KVM_GET_SUPPORTED_HV_CPUID = (3 << 30) | (8 << 16) | (0xAE << 8) | 0xC1
 
 # KVM_CAP_* numbers from include/uapi/linux/kvm.h (values are ABI, never renumbered).
 # Only capabilities that bear on x86 live migration or on QEMU defaults are asked for.
@@ -232,7 +237,18 @@ def parse_cpuinfo(text):
         "microcode": first.get("microcode", ""),
         "flags": sorted(flags or ()),
         "count": count,
+        "phys_bits": address_bits(first.get("address sizes", ""), "physical"),
     }
+
+
+def address_bits(text, kind):
+    """``48 bits physical, 48 bits virtual`` -> 48 for "physical" (arch/x86/kernel/cpu/proc.c
+    prints boot_cpu_data.x86_phys_bits there); None when the line is absent."""
+    for part in text.split(","):
+        words = part.split()
+        if len(words) == 3 and words[1] == "bits" and words[2] == kind and words[0].isdigit():
+            return int(words[0])
+    return None
 
 
 def collect_cpu():
@@ -275,8 +291,46 @@ def collect_kvm():
             except OSError:
                 caps[name] = 0
         out["capabilities"] = caps
+        out["vm"] = kvm_vm_facts(fd, caps)
     finally:
         os.close(fd)
+    return out
+
+
+def kvm_vm_facts(fd, caps):
+    """What only a VM answers: the TSC rate KVM gives a new vCPU and the Hyper-V CPUID KVM
+    supports. Creates one empty VM and one vCPU (no memory, never run) and closes both, as
+    QEMU does at every start; nothing on the host changes."""
+    import fcntl
+    import struct
+
+    out = {}
+    vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+    try:
+        vcpu = fcntl.ioctl(vm, KVM_CREATE_VCPU, 0)
+        try:
+            if caps.get("KVM_CAP_GET_TSC_KHZ", 0) > 0:
+                # A new vCPU runs at the host's TSC rate (virtual_tsc_khz = default_tsc_khz),
+                # what QEMU's kvm_arch_set_tsc_khz() compares tsc-frequency with.
+                out["tsc_khz"] = fcntl.ioctl(vcpu, KVM_GET_TSC_KHZ, 0)
+            hv_sys = caps.get("KVM_CAP_SYS_HYPERV_CPUID", 0) > 0
+            if hv_sys or caps.get("KVM_CAP_HYPERV_CPUID", 0) > 0:
+                # QEMU's get_supported_hv_cpuid(): the system ioctl when KVM has it, else the
+                # vCPU one. 64 entries is far above the 11 leaves KVM reports.
+                nent = 64
+                buf = bytearray(struct.pack("II", nent, 0) + b"\0" * (40 * nent))
+                fcntl.ioctl(fd if hv_sys else vcpu, KVM_GET_SUPPORTED_HV_CPUID, buf, True)
+                count = min(struct.unpack_from("I", buf, 0)[0], nent)
+                leaves = []
+                for i in range(count):
+                    func, index, _flags, eax, ebx, ecx, edx = struct.unpack_from(
+                        "7I", buf, 8 + 40 * i)
+                    leaves.append([func, index, eax, ebx, ecx, edx])
+                out["hv_cpuid"] = leaves
+        finally:
+            os.close(vcpu)
+    finally:
+        os.close(vm)
     return out
 
 
@@ -728,7 +782,7 @@ def version_string(v):
     return "%d.%d.%d" % (q.get("major", 0), q.get("minor", 0), q.get("micro", 0))
 
 
-def collect_qemu(arch, kvm, build_out):
+def collect_qemu(arch, kvm, build_out=None):
     binary = find_qemu(arch)
     if binary is None:
         return {"error": "no QEMU found (tried qemu-system-%s, /usr/libexec/qemu-kvm, qemu-kvm)"
@@ -788,13 +842,51 @@ def collect_qemu(arch, kvm, build_out):
             out["host_cpu"] = {"error": str(exc)}
         # The schema travels only when the controller does not hold this build yet.
         known = CONFIG.get("known_builds")
-        if ident is not None and not CONFIG.get("skip_build") and (
+        if build_out is not None and ident is not None and not CONFIG.get("skip_build") and (
                 not isinstance(known, list) or ident["key"] not in known):
             build_out[0] = collect_build_schema(qmp, binary, mods, qmp.deadline)
             build_out[0]["key"] = ident["key"]
             build_out[0]["identity"] = ident
     except (QmpError, OSError, ValueError) as exc:
         out["error"] = "%s (stderr: %s)" % (exc, qmp.stderr_tail())
+    finally:
+        qmp.close()
+    return out
+
+
+def collect_qemu_tcg(qemu):
+    """QEMU's CPU answers under TCG, for guests run with -accel tcg: there the CPU comes from
+    QEMU's emulation, not from KVM, so the KVM answers above say nothing about it. The
+    accelerator is fixed when QEMU starts, so this is a second, short QEMU run (about 0.3 s)
+    unless the run above already used TCG."""
+    if not (qemu.get("kvm") or {}).get("enabled"):
+        return {"cpu_models": qemu.get("cpu_models"), "max_cpu": qemu.get("host_cpu"),
+                "same_run": True}
+    timeout = float(CONFIG.get("qemu_timeout", DEFAULT_QEMU_TIMEOUT))
+    argv = [qemu["binary"], "-S", "-no-user-config", "-nodefaults", "-display", "none",
+            "-machine", "none", "-accel", "tcg", "-qmp", "stdio"]
+    qmp = Qmp(argv, time.time() + timeout)
+    out = {}
+    try:
+        if "QMP" not in qmp.read_message():
+            raise QmpError("QEMU did not greet with QMP")
+        qmp.execute("qmp_capabilities")
+        out["cpu_models"] = [
+            {
+                "name": c.get("name"),
+                "alias_of": c.get("alias-of"),
+                "unavailable_features": c.get("unavailable-features"),
+                "migration_safe": c.get("migration-safe"),
+                "static": c.get("static"),
+                "deprecated": bool(c.get("deprecated", False)),
+            }
+            for c in qmp.execute("query-cpu-definitions")
+        ]
+        expansion = qmp.execute("query-cpu-model-expansion",
+                                {"type": "full", "model": {"name": "max"}})
+        out["max_cpu"] = {"model": "max", "props": expansion.get("model", {}).get("props", {})}
+    except (QmpError, OSError, ValueError) as exc:
+        out = {"error": "%s (stderr: %s)" % (exc, qmp.stderr_tail())}
     finally:
         qmp.close()
     return out
@@ -846,6 +938,8 @@ def main():
         if build_out[0] is not None:
             # The controller moves this into its per-build store and out of the facts.
             facts["build_schema"] = build_out[0]
+        if "error" not in facts["qemu"]:
+            facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"]))
     facts["probe"]["seconds"] = round(time.time() - start, 3)
     out = json.dumps(facts, sort_keys=True)
     try:
