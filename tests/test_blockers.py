@@ -123,13 +123,18 @@ def test_blocker_finding_says_what_and_how_to_fix():
         ("-tpmdev passthrough,id=t0,path=/dev/tpm0 -device tpm-crb,tpmdev=t0",
          "tpm-passthrough", "warn"),
         ("-tpmdev type=passthrough,id=t0 -device tpm-tis,tpmdev=t0", "tpm-passthrough", "warn"),
+        ("-device qemu-xhci -device usb-host,vendorid=0x046d,productid=0xc52b", "usb-host", "warn"),
+        ("-object memory-backend-epc,id=epc0,size=64M,prealloc=on", "sgx-epc", "warn"),
     ],
 )  # fmt: skip
 def test_audited_blockers_match_their_command_lines(text: str, blocker: str, status: str):
     found = blockers_of("-cpu host " + text)
     assert found.get(f"blocker.{blocker}") == status, found
-    report = check_pair(parse_cmdline(BASE + "-cpu host " + text, "x"), HOST, HOST)
-    assert (report.verdict is Verdict.UNSAFE) == (status == "fail")
+    if status == "fail":
+        report = check_pair(parse_cmdline(BASE + "-cpu host " + text, "x"), HOST, HOST)
+        assert report.verdict is Verdict.UNSAFE
+    else:  # a warning entry never fails the blocker check (other checks may, e.g. SGX)
+        assert "fail" not in found.values(), found
 
 
 @pytest.mark.parametrize(
