@@ -420,3 +420,29 @@ def test_real_qemu_invtsc_is_lifted_by_the_hosts_tsc_frequency(scratch, build):
     assert migrate_refusal(argv, chroot=root) == (False, "completed")
     found, _ = _migcheck_blockers(qemu_argv(argv), build)
     assert found == {"blocker": "pass"}, found
+
+
+def test_a_qemu_newer_than_the_audit_is_never_a_blocker_pass():
+    """QEMU 11.1 may register blockers the catalog (audited to 10.2) does not know."""
+    from qemudata import with_changes
+
+    trixie = fixture_facts("debian13-qemu10.0-epyc-pvm.json")
+    newer = with_changes(trixie, qemu={**dict(trixie.doc["qemu"]), "version": "11.1.3"})
+    assert load_catalog().blockers.qemu_max == (10, 2)
+    assert blockers_of("-cpu host -device virtio-net-pci", newer) == {"blocker": "unknown"}
+    assert blockers_of("-cpu host -device virtio-net-pci", trixie) == {"blocker": "pass"}
+    found = blockers_of("-cpu host -device rocker,name=sw0", newer)
+    assert found == {"blocker.rocker": "fail"}, found  # what is known still fails
+
+
+def test_the_audit_table_is_checked(tmp_path):
+    from migcheck.blockers import load_blockers
+    from migcheck.catalog import CatalogError
+
+    path = tmp_path / "blockers.toml"
+    path.write_text('[audit]\nqemu_max = "ten"\n' + GOOD_ENTRY)
+    with pytest.raises(CatalogError, match=r"\[audit\].*qemu_max 'ten'"):
+        load_blockers(path)
+    path.write_text("[audti]\n" + GOOD_ENTRY)
+    with pytest.raises(CatalogError, match="unknown top-level key"):
+        load_blockers(path)
