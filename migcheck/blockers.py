@@ -59,10 +59,35 @@ class Blocker:
     postcopy_only: bool = False  # refuses postcopy only; precopy is unaffected
 
 
-def load_blockers(path: Path) -> tuple[Blocker, ...]:
+class BlockerSet(tuple):  # type: ignore[type-arg]  # tuple[Blocker, ...] plus the audit range
+    """The catalogued blockers, and the QEMU releases whose source the audit read
+    (``[audit]`` in blockers.toml): a source QEMU newer than ``qemu_max`` may register
+    blockers nobody has catalogued."""
+
+    qemu_min: tuple[int, ...] | None = None
+    qemu_max: tuple[int, ...] | None = None
+
+
+def _blocker_set(
+    blockers: list[Blocker], qemu_min: tuple[int, ...] | None, qemu_max: tuple[int, ...] | None
+) -> BlockerSet:
+    out = BlockerSet(blockers)
+    out.qemu_min, out.qemu_max = qemu_min, qemu_max
+    return out
+
+
+def load_blockers(path: Path) -> BlockerSet:
     if not path.is_file():
-        return ()
+        return BlockerSet()
     doc = _read(path)
+    unknown = sorted(set(doc) - {"blocker", "audit"})
+    if unknown:
+        raise CatalogError(str(path), f"unknown top-level key(s) {', '.join(unknown)}")
+    audit = doc.get("audit", {})
+    if not isinstance(audit, dict) or not set(audit) <= {"qemu_min", "qemu_max", "note"}:
+        raise CatalogError(f"{path} [audit]", "takes qemu_min, qemu_max and note")
+    qemu_min = _version(audit.get("qemu_min"), f"{path} [audit]", "qemu_min")
+    qemu_max = _version(audit.get("qemu_max"), f"{path} [audit]", "qemu_max")
     out = []
     seen: set[str] = set()
     for i, entry in enumerate(doc.get("blocker", [])):
@@ -115,7 +140,7 @@ def load_blockers(path: Path) -> tuple[Blocker, ...]:
                 postcopy_only=entry.get("postcopy_only", False),
             )
         )
-    return tuple(out)
+    return _blocker_set(out, qemu_min, qemu_max)
 
 
 def _check_match(match: Mapping[str, Any], where: str) -> None:

@@ -20,13 +20,25 @@ from migcheck.checks.registry import check
     ),
 )
 def check_blockers(ctx: Context) -> list[Finding]:
-    hits = triggered(ctx.vm, ctx.platforms.blockers, ctx.src.qemu_version_tuple)
+    version = ctx.src.qemu_version_tuple
+    hits = triggered(ctx.vm, ctx.platforms.blockers, version)
     if not any(b.severity == "block" and not b.postcopy_only for b, _ in hits):
         n = len(ctx.platforms.blockers)
         text = f"none of {n} known QEMU migration blockers applies"
         if hits:
             text += " to precopy migration (see the warnings)"
-        findings = [Finding("blocker", Status.PASS, text)]
+        status = Status.PASS
+        audited = getattr(ctx.platforms.blockers, "qemu_max", None)
+        if version is not None and audited is not None and version[:2] > audited[:2]:
+            # A newer QEMU may refuse configurations no one has catalogued: never 'pass'.
+            status = Status.UNKNOWN
+            text = (
+                f"{text}, but the source's QEMU {'.'.join(map(str, version))} is newer than "
+                f"the newest release whose blockers were audited "
+                f"({'.'.join(map(str, audited))}): a blocker added since is not known; "
+                "upgrade migcheck, or prove it with a trial migration"
+            )
+        findings = [Finding("blocker", status, text)]
         if not hits:
             return findings
     else:
