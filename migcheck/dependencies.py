@@ -62,11 +62,27 @@ def _global_value(vm: VmSpec, driver: str, prop: str) -> bool | None:
 
 
 def _netdev_type(vm: VmSpec, device: Device) -> str | None:
+    """The kind of backend a NIC's offloads depend on: "tap" for a tap with a vnet header.
+
+    * ``-netdev bridge`` is a tap: net/tap.c net_init_bridge() opens it through
+      qemu-bridge-helper and calls net_tap_fd_init() with the probed vnet header, so the
+      kernel's tap offloads (USO, UFO, ...) apply as for ``-netdev tap``.
+    * ``vnet_hdr=off``: virtio-net sees no vnet header (hw/net/virtio-net.c
+      peer_has_vnet_hdr()), and virtio_net_get_features() then clears every offload
+      (CSUM, TSO, UFO; USO too, peer_has_uso() first asks peer_has_vnet_hdr()), so no
+      kernel offload is a dependency.
+    * a NIC on a hub (``-net nic`` with ``-net tap``) has a hub port as its peer, which
+      has no vnet header either (net/hub.c net_hub_port_info has no has_vnet_hdr).
+    """
     ref = device.props.get("netdev")
     if not isinstance(ref, str):
         return None
     for n in vm.netdevs:
         if n.id == ref:
+            if n.type in ("tap", "bridge"):
+                if as_bool(n.props.get("vnet_hdr")) is False:
+                    return "tap (vnet_hdr=off)"
+                return "tap"
             return n.type
     return None
 

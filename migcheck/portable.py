@@ -402,7 +402,7 @@ def make_portable(
     if out.problems:
         return out
     text = ed.apply() if ed.edits else vm.text
-    rewritten = parse_cmdline(text, vm.source)
+    rewritten = parse_cmdline(text, vm.source, base_dir=vm.base_dir)
     for a in hosts:
         for b in hosts:
             if a is not b:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from migcheck.checks import (  # noqa: F401
     accel,
     blocker,
+    cmdline,
     cpu,
     host,
     kernel,
