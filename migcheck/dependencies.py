@@ -41,6 +41,9 @@ class DeviceUse:
         return f"{self.device.driver}" + (f" {self.device.id}" if self.device.id else "")
 
     def fix(self) -> str:
+        if self.device.origin != "-device":
+            # No -device line to edit (-nic, -net nic, a default): a -global reaches it.
+            return " ".join(f"-global {self.device.driver}.{p}=off" for p in self.props_on)
         off = ",".join(f"{p}=off" for p in self.props_on)
         ident = f"id={self.device.id}," if self.device.id else ""
         return f"-device {self.device.driver},{ident}...,{off}"

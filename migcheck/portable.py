@@ -344,12 +344,29 @@ def _kernel_defaults(
             ed.insert_option("platform", pin.id, _option(vm, "machine", "M"))
             out.changes.append(Change("platform", None, pin.id, reason))
         return
+    globals_added: set[str] = set()
     for cid, dep in lacking.items():
         cap = catalog.capabilities[cid]
         for use in dep.devices:
             opt = next(
                 (o for o in vm.options if o.name == "device" and o.span == use.device.span), None
             )
+            if use.device.origin != "-device":
+                # -nic, -net nic, defaults: no -device to edit. A -global reaches every
+                # instance of the type however it was created (qdev_prop_set_globals()).
+                why = (
+                    f"{', '.join(use.props_on)} of the {use.device.driver} from "
+                    f"{use.device.origin} need {cap.title} (Linux {cap.linux}+), which some "
+                    "host lacks; switched off for every device of that type"
+                )
+                for prop in use.props_on:
+                    value = f"{use.device.driver}.{prop}=off"
+                    if value in globals_added:
+                        continue
+                    globals_added.add(value)
+                    ed.insert_option("global", value, _option(vm, "machine", "M"))
+                    out.changes.append(Change("global", None, value, why))
+                continue
             if opt is None or opt.value is None:
                 out.problems.append(f"cannot locate -device {use.device.driver} in the text")
                 continue

@@ -720,3 +720,30 @@ def test_inferred_devices_match_real_qemu(
     REAL_RESULTS[(build, name)] = (sum(inferred.values()), sum(seen.values()))
     print(f"\n{build:5} {name:32} inferred {sum(inferred.values())} seen {sum(seen.values())}")
     assert inferred == seen, (build, name, args)
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+def test_portable_switches_a_nic_offload_off_with_global() -> None:
+    from test_portable import both_ways_safe, uso_hosts
+
+    from migcheck.catalog import load_catalog
+    from migcheck.portable import make_portable
+
+    hosts = uso_hosts()
+    text = (
+        "qemu-system-x86_64 -machine pc-q35-8.2 -accel kvm -cpu pentium3 -m 512 -nodefaults "
+        "-nic tap,model=virtio-net-pci,ifname=t0,script=no,downscript=no -display none"
+    )
+    vm = parse_cmdline(text, "nic.cmdline")
+    assert check_pair(vm, hosts[0], hosts[1]).verdict is Verdict.UNSAFE
+    result = make_portable(vm, hosts, load_catalog(), use_platform=False)
+    assert result.ok, result.problems
+    both_ways_safe(result.text, hosts)
+    assert {c.after for c in result.changes} >= {
+        "virtio-net-pci.host_uso=off",
+        "virtio-net-pci.guest_uso4=off",
+        "virtio-net-pci.guest_uso6=off",
+    }
+    assert all(c.option == "global" for c in result.changes)
