@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migcheck.devicegraph import canonical_driver, complete_devices
+from migcheck.devicegraph import FRONTEND_OPTIONS, canonical_driver, complete_devices
 from migcheck.errors import InputError
 from migcheck.redact import redact_text
 from migcheck.vm import (
@@ -792,6 +792,15 @@ def parse_cmdline(
     _finish_accel(state)
     if defaults:
         complete_devices(spec)
+    else:
+        # A fragment (libvirt's <qemu:commandline>) lacks the rest of the command line
+        # that decides what these options create: say so rather than drop them.
+        spec.device_gaps += [
+            f"-{o.name} {_oneline(o.value or '', 40)} in {_oneline(source)}: the devices it "
+            "creates are not modelled there"
+            for o in spec.options
+            if o.name in FRONTEND_OPTIONS
+        ]
     return spec
 
 

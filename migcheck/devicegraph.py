@@ -466,7 +466,7 @@ def complete_devices(vm: VmSpec) -> None:
             continue
         _collect(g, opt)
     if isinstance(raw, str):
-        uses = [o.name for o in vm.options if o.name in _FRONTEND_OPTIONS]
+        uses = [o.name for o in vm.options if o.name in FRONTEND_OPTIONS]
         if not nodefaults or uses or vm.positional:
             why = raw if not uses else f"{raw} (options: -{', -'.join(sorted(set(uses)))})"
             g.gaps.append(why)
@@ -490,7 +490,7 @@ def complete_devices(vm: VmSpec) -> None:
     vm.device_gaps.extend(g.gaps)
 
 
-_FRONTEND_OPTIONS = frozenset(
+FRONTEND_OPTIONS = frozenset(
     {
         "nic",
         "net",

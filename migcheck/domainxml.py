@@ -1153,6 +1153,8 @@ class _Converter:
             spec.platform = extra.platform
         spec.devices += extra.devices
         spec.netdevs += extra.netdevs
+        spec.readconfigs += extra.readconfigs
+        spec.device_gaps += extra.device_gaps
         # -set device.ID.PROP=VALUE on a device libvirt defines (util/qemu-config.c
         # qemu_set_option()): libvirt's own options come first, so the id is known here.
         for group, ident, prop, value in extra.unresolved_sets:
