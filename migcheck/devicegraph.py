@@ -368,8 +368,8 @@ def _collect(g: _Graph, opt: Option, origin: str | None = None) -> None:
         _handle_net(g, opt, from_config=origin is not None)
     elif name == "netdev":
         g.default_net = False
-    elif name in ("device", "global"):
-        driver = _written_driver(opt)
+    elif name == "global":
+        driver = _global_driver(opt.value or "")
         if driver in DEFAULT_LIST:
             g.disabled.add(DEFAULT_LIST[driver])
     elif name == "vga":
@@ -412,11 +412,11 @@ def _collect(g: _Graph, opt: Option, origin: str | None = None) -> None:
 def _collect_section(
     g: _Graph, group: str, props: dict[str, str], origin: str, span: Span | None
 ) -> None:
-    """A ``-readconfig`` section: [device]/[global] sections clear defaults as -device
-    and -global do (they land in the same QemuOpts lists); [drive] and [net] create
+    """A ``-readconfig`` section: [global] clears defaults as -global does ([device] is in
+    ``vm.devices`` already and counts there); [drive] and [net] create
     frontends; [nic] is not a config group QEMU reads (no QemuOptsList "nic" in
     vm_config_groups), so it is not one here either."""
-    if group in ("device", "global"):
+    if group == "global":
         driver = props.get("driver")
         if driver in DEFAULT_LIST:
             g.disabled.add(DEFAULT_LIST[driver])
@@ -425,24 +425,11 @@ def _collect_section(
         _collect(g, Option(group, text, span), origin)
 
 
-def _written_driver(opt: Option) -> str | None:
-    value = opt.value or ""
-    if opt.name == "global":
-        m = re.fullmatch(r"([^.=]+)\.([^=]+)=(.*)", value, re.DOTALL)
-        if m:
-            return m.group(1)
-        return _keyval(value)[1].get("driver")
-    if value.startswith("{"):
-        import json
-
-        try:
-            doc = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        driver = doc.get("driver") if isinstance(doc, dict) else None
-        return driver if isinstance(driver, str) else None
-    first, props = _keyval(value)
-    return props.get("driver") or first
+def _global_driver(value: str) -> str | None:
+    m = re.fullmatch(r"([^.=]+)\.([^=]+)=(.*)", value, re.DOTALL)
+    if m:
+        return m.group(1)
+    return _keyval(value)[1].get("driver")
 
 
 def complete_devices(vm: VmSpec) -> None:
@@ -453,6 +440,13 @@ def complete_devices(vm: VmSpec) -> None:
     nodefaults = any(o.name == "nodefaults" for o in vm.options)
     model = raw if isinstance(raw, MachineModel) else None
     g = _Graph(vm, model)
+    # -device and -readconfig [device]: the driver as written clears its default. The
+    # list holds canonical names, which equal the written ones for every default_list[]
+    # driver (no alias resolves to one, and no alias is one); a -set ...driver= counts,
+    # as QEMU checks the options after -set changed them.
+    for device in vm.devices:
+        if device.driver in DEFAULT_LIST:
+            g.disabled.add(DEFAULT_LIST[device.driver])
     binary = (vm.binary or "").rsplit("/", 1)[-1]
     m = re.match(r"qemu-system-(.+)$", binary)
     if m and m.group(1) not in ("x86_64", "i386"):
