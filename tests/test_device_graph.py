@@ -548,7 +548,7 @@ def _qmp(sock: Path, commands: list[dict[str, object]]) -> list[dict[str, object
     return answers
 
 
-def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> Counter[str]:
+def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> tuple[Counter[str], str]:
     """Start QEMU ``build`` in ``workdir`` with ``args`` paused, and count the device types
     of its qtree."""
     sock = workdir / f"qmp-{build}-{time.monotonic_ns()}.sock"
@@ -592,9 +592,10 @@ def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> Counter[str]
             proc.kill()
             proc.wait()
     text = str(tree["return"])
-    return Counter(
+    types = Counter(
         line.split("dev: ", 1)[1].split(",", 1)[0] for line in text.splitlines() if "dev: " in line
     )
+    return types, text
 
 
 NIC_MODELS = {"e1000", "e1000e", "virtio-net-pci", "rtl8139", "ne2k_pci", "pcnet", "i82559er"}
@@ -631,6 +632,10 @@ REAL_CASES: list[tuple[str, list[str]]] = [
     ("q35 usb=on", ["-M", "{q35},usb=on", "-nodefaults"]),
     ("q35 -device virtio-net alias", ["-M", "{q35}", "-nodefaults", "-device", "virtio-net"]),
     ("q35 2.11 default NIC", ["-M", "pc-q35-2.11"]),
+    ("q35 -device e1000 keeps default NIC", ["-M", "{q35}", "-device", "e1000"]),
+    ("q35 -netdev clears default NIC", ["-M", "{q35}", "-netdev", "user,id=u0"]),
+    ("q35 [netdev] keeps default NIC", ["-M", "{q35}", "-readconfig", "net.cfg"]),
+    ("pc 5 serials, 4 ports", ["-M", "{pc}", *["-serial", "null"] * 5]),
     ("pc image + -cdrom", ["-M", "{pc}", "disk.img", "-cdrom", "cd.iso"]),
     (
         "q35 -drive virtio + ide",
@@ -710,11 +715,15 @@ def test_inferred_devices_match_real_qemu(
         with open(qmpdir / image, "wb") as handle:
             handle.truncate(1 << 20)
     (qmpdir / "guest.cfg").write_text(GUEST_CFG)
+    (qmpdir / "net.cfg").write_text('[netdev "u1"]\n  type = "user"\n')
     text = shlex.join(["qemu-system-x86_64", *args])
     spec = parse_cmdline(text, name, base_dir=str(qmpdir))
     assert spec.device_gaps == []
     inferred = Counter(d.driver for d in spec.devices)
-    seen = qemu_qtree_types(build, args, qmpdir)
+    seen, tree = qemu_qtree_types(build, args, qmpdir)
+    for device in spec.devices:  # what -set and -readconfig gave reaches QEMU's device
+        if "mac" in device.props:
+            assert f'mac = "{device.props["mac"]}"' in tree
     compared = MODELLED_TYPES | NIC_MODELS | set(inferred)
     seen = Counter({t: n for t, n in seen.items() if t in compared})
     REAL_RESULTS[(build, name)] = (sum(inferred.values()), sum(seen.values()))
