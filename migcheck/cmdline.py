@@ -780,6 +780,16 @@ def parse_cmdline(
             "does not look like a QEMU command line (expected e.g. "
             "qemu-system-x86_64 -machine ... or a copy of /proc/PID/cmdline)"
         )
+    if defaults and len(positional) > 1:
+        # softmmu/vl.c: a bare word is drive_add(IF_DEFAULT, 0, ...), the first disk; a
+        # second one is refused ("drive with bus=0, unit=0 (index=0) exists").
+        words_list = ", ".join(repr(_oneline(p, 20)) for p in positional[:4])
+        raise InputError(
+            f"{_oneline(source)}: {len(positional)} bare words ({words_list}"
+            f"{', ...' if len(positional) > 4 else ''}) outside any option: QEMU takes a "
+            "bare word as the first disk image and refuses a second; prose or a missing "
+            "'-option' before them?"
+        )
     spec = VmSpec(
         source=source, binary=binary, env=env, positional=positional, text=text, base_dir=base_dir
     )

@@ -170,9 +170,13 @@ def test_argument_is_taken_even_if_it_looks_like_an_option() -> None:
 
 
 def test_positionals_are_disk_images() -> None:
-    spec = parse("qemu disk.qcow2 -m 1G other.img -")
-    assert spec.positional == ["disk.qcow2", "other.img", "-"]
+    spec = parse("qemu -m 1G disk.qcow2")
+    assert spec.positional == ["disk.qcow2"]
     assert [o.name for o in spec.options] == ["m"]
+    assert [d.origin for d in spec.devices if d.driver == "ide-hd"] == ["disk image disk.qcow2"]
+    # QEMU takes every bare word as the first disk and refuses a second one.
+    with pytest.raises(InputError, match="3 bare words"):
+        parse("qemu disk.qcow2 -m 1G other.img -")
 
 
 def test_missing_argument_at_end_is_an_error() -> None:

@@ -359,6 +359,7 @@ def test_read_readconfig_passes_and_gaps_are_unknown(tmp_path: Path) -> None:
         ('[{"execute": "qmp_capabilities"}]', "JSON"),
         ("This guest runs our mail server with 4 GiB of memory.\n", "not a QEMU binary"),
         ("virsh start mail01\n", "not a QEMU binary"),
+        ("QEMU guest for the mail server, 4 GiB\n", "bare words"),
     ],
 )
 def test_input_that_is_not_a_command_line_exits_2(tmp_path: Path, content: str, says: str) -> None:
