@@ -691,6 +691,16 @@ def _handle_readconfig(state: _Parsed, ctx: _Context) -> None:
             spec.machine.options.update(props)
 
 
+def _handle_frontend(state: _Parsed, ctx: _Context) -> None:
+    """-nic, -net, -vga, -serial, -parallel, -usbdevice: the devices they create are added
+    by :mod:`migcheck.devicegraph`; here only a help query is refused (``-nic help``,
+    ``-net nic,model=?``, ``-vga help``: QEMU prints a list and exits)."""
+    first, props = split_keyval(ctx.option.value or "")
+    _reject_query(ctx, first, props)
+    if props.get("model") in _QUERY:
+        raise ctx.fail("asks QEMU for help; that is a query, not a VM definition")
+
+
 _HANDLERS: dict[str, Callable[[_Parsed, _Context], None]] = {
     "machine": _handle_machine,
     "M": _handle_machine,
@@ -703,6 +713,12 @@ _HANDLERS: dict[str, Callable[[_Parsed, _Context], None]] = {
     "object": _handle_object,
     "global": _handle_global,
     "set": _handle_set,
+    "nic": _handle_frontend,
+    "net": _handle_frontend,
+    "vga": _handle_frontend,
+    "serial": _handle_frontend,
+    "parallel": _handle_frontend,
+    "usbdevice": _handle_frontend,
     "readconfig": _handle_readconfig,
 }
 

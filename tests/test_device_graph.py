@@ -197,6 +197,14 @@ def test_nic_creates_a_nic_on_its_own_backend() -> None:
     assert drivers(parse("qemu -nic none"), origin="default NIC") == []
 
 
+@pytest.mark.parametrize(
+    "option", ["-nic help", "-nic user,model=help", "-net nic,model=?", "-vga help", "-serial ?"]
+)
+def test_frontend_help_queries_are_not_guests(option: str) -> None:
+    with pytest.raises(InputError, match="help"):
+        parse(f"qemu {option}")
+
+
 def test_net_nic_joins_hub_zero_with_the_backends() -> None:
     spec = parse("qemu -M q35 -nodefaults -net nic,model=virtio -net tap,ifname=t0")
     (nic,) = drivers(spec, origin="-net nic")
