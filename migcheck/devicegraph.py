@@ -300,9 +300,6 @@ def _handle_net(g: _Graph, opt: Option, from_config: bool = False) -> None:
     g.vm.netdevs.append(Netdev(kind, ident, props, opt.span))
 
 
-_IF_NAMES = {"ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "none", "xen"}
-
-
 def _handle_drive(g: _Graph, opt: Option, *, origin: str | None = None) -> None:
     _first, props = _keyval(opt.value or "")
     interface = props.get("if", "ide")  # block_default_type IF_IDE on pc and q35
@@ -512,6 +509,7 @@ def _nics(g: _Graph, has_defaults: bool) -> None:
         # vl.c qemu_create_default_devices(): "-net nic" and "-net user" (CONFIG_SLIRP).
         port = _hub_port(g)
         g.vm.netdevs.append(Netdev("user", f"#net{g.nic_ids}", {"peer": _hub_port(g)}, None))
+        g.nic_ids += 1
         dev = Device("", None, {"netdev": port}, None, "default NIC", True)
         g.nics.append(("default NIC", dev))
     for _, dev in g.nics:
