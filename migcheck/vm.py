@@ -146,16 +146,23 @@ class VmSpec:
     positional: list[str] = field(default_factory=list)
     text: str = ""  # the original text, for rewrites that keep everything else byte for byte
 
-    def global_value(self, device: Device, prop: str) -> str | None:
+    def global_value(
+        self, device: Device, prop: str, ancestors: tuple[str, ...] = ()
+    ) -> str | None:
         """The last ``-global DRIVER.PROP=VALUE`` that applies to ``device`` (None: none).
 
         QEMU applies globals to every instance of the type, however it was created
-        (hw/core/qdev-properties.c qdev_prop_set_globals() -> object_apply_global_props(),
-        matching the type name as written: aliases are not resolved for -global).
+        (hw/core/qdev-properties.c qdev_prop_set_globals() -> qom/object.c
+        object_apply_global_props(), which matches with object_dynamic_cast(): the type or
+        any parent type, by name as written; aliases are not resolved for -global).
+        ``ancestors``: the device type's parent types (from the build's device_types), so
+        ``-global virtio-pci.x=...`` reaches virtio-net-pci; without them only the type's
+        own name matches.
         """
+        names = {device.driver, *ancestors}
         value = None
         for g in self.globals:
-            if g.driver == device.driver and g.property == prop:
+            if g.driver in names and g.property == prop:
                 value = g.value
         return value
 

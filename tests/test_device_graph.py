@@ -277,6 +277,10 @@ def test_global_applies_to_implied_devices_too() -> None:
     (nic,) = [d for d in spec.devices if d.origin == "default NIC"]
     assert spec.global_value(nic, "mac") == "52:54:00:00:00:09"
     assert nic.props == {"netdev": nic.props["netdev"]}  # globals are not explicit props
+    spec = parse("qemu -M q35 -nodefaults -nic user,model=virtio -global virtio-pci.ats=on")
+    (nic,) = spec.devices
+    assert spec.global_value(nic, "ats") is None  # a parent type needs the type tree
+    assert spec.global_value(nic, "ats", ("virtio-pci", "pci-device", "device")) == "on"
 
 
 # --------------------------------------------------------------------------- -readconfig
