@@ -323,6 +323,7 @@ class _Parsed:
     # (JSON -device/-netdev are not QemuOpts, so qemu_set_option() cannot find them).
     settable: dict[tuple[str, str], Device | Netdev] = field(default_factory=dict)
     fragment: bool = False  # a part of a command line (libvirt's <qemu:commandline>)
+    device_ids: set[str] = field(default_factory=set)
 
 
 class _Context:
@@ -512,8 +513,13 @@ def _definition(ctx: _Context, kind_key: str) -> tuple[str, str | None, dict[str
 
 def _handle_device(state: _Parsed, ctx: _Context) -> None:
     driver, ident, props = _definition(ctx, "driver")
+    if ident is not None and ident in state.device_ids:
+        # qdev_set_id() (hw/core/qdev.c) / qemu_opts_create(): "Duplicate ID".
+        raise ctx.fail(f"duplicate device id {_oneline(ident)!r} (QEMU refuses it)")
     device = Device(canonical_driver(driver), ident, props, ctx.option.span)
     state.spec.devices.append(device)
+    if ident is not None:
+        state.device_ids.add(ident)
     if ident is not None and not (ctx.option.value or "").startswith("{"):
         state.settable[("device", ident)] = device
 
@@ -670,6 +676,7 @@ def _handle_readconfig(state: _Parsed, ctx: _Context) -> None:
             spec.devices.append(device)
             if ident is not None:
                 state.settable[("device", ident)] = device
+                state.device_ids.add(ident)
         elif group == "netdev":
             netdev = Netdev(props.pop("type"), ident, props, span)
             spec.netdevs.append(netdev)

@@ -56,14 +56,6 @@ class Dependency:
     devices: tuple[DeviceUse, ...] = ()
 
 
-def _global_value(vm: VmSpec, driver: str, prop: str) -> bool | None:
-    value = None
-    for g in vm.globals:
-        if g.driver == driver and g.property == prop:
-            value = as_bool(g.value)
-    return value
-
-
 def _netdev_type(vm: VmSpec, device: Device) -> str | None:
     """The kind of backend a NIC's offloads depend on: "tap" for a tap with a vnet header.
 
@@ -110,7 +102,8 @@ def _device_uses(
         for prop in rule.props:
             value = as_bool(device.props.get(prop)) if prop in device.props else None
             if value is None:
-                value = _global_value(vm, device.driver, prop)
+                # -global reaches every device of the type, -nic and defaults included.
+                value = as_bool(vm.global_value(device, prop))
             if value is True:
                 on.append(prop)
                 explicit = True

@@ -272,6 +272,11 @@ def test_set_before_its_device_or_on_json_is_refused_as_qemu_does() -> None:
     parse("qemu -drive if=none,id=d0 -set drive.d0.cache=none")
 
 
+def test_duplicate_device_ids_are_refused_as_qemu_does() -> None:
+    with pytest.raises(InputError, match="duplicate device id 'n1'"):
+        parse('qemu -device e1000,id=n1 -device \'{"driver":"e1000","id":"n1"}\'')
+
+
 def test_global_applies_to_implied_devices_too() -> None:
     spec = parse("qemu -M q35 -global e1000e.mac=52:54:00:00:00:09")
     (nic,) = [d for d in spec.devices if d.origin == "default NIC"]
