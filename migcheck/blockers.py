@@ -295,7 +295,8 @@ def triggered(
         if kind == "device":
             for d in vm.devices:
                 if d.driver in target and not _lifted(vm, b, d):
-                    out.append((b, f"-device {d.driver}" + (f" id={d.id}" if d.id else "")))
+                    how = "-device" if d.origin == "-device" else f"{d.origin}:"
+                    out.append((b, f"{how} {d.driver}" + (f" id={d.id}" if d.id else "")))
         elif kind == "object":
             for o in vm.objects:
                 if o.qom_type in target and not _lifted(vm, b, None):

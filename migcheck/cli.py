@@ -529,7 +529,11 @@ def portable(
             err.print(f"on {name} the guest loses: {', '.join(lost)}", markup=False)
         if not result.changes:
             err.print("already portable: nothing to change", markup=False)
-        raise typer.Exit(0)
+        if result.unverified:
+            err.print("migcheck: rewritten, but not proven safe for every pair:", markup=False)
+            for why in result.unverified:
+                err.print(f"  - {why}", markup=False)
+        raise typer.Exit(result.verdict.exit_code)
     if fmt is not PortableFormat.json:
         err.print(
             f"migcheck: {result.original.source} cannot be made portable across these hosts:",

@@ -18,12 +18,15 @@ message naming the source, the line and the option; no other exception escapes.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migcheck.devicegraph import FRONTEND_OPTIONS, canonical_driver, complete_devices
 from migcheck.errors import InputError
 from migcheck.redact import redact_text
 from migcheck.vm import (
@@ -33,6 +36,7 @@ from migcheck.vm import (
     Netdev,
     Option,
     QemuObject,
+    ReadConfig,
     Span,
     VmSpec,
 )
@@ -315,6 +319,11 @@ class _Parsed:
     spec: VmSpec
     accel: list[str] = field(default_factory=list)
     accel_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    # QemuOpts that -set can reach: keyval -device/-netdev and -readconfig sections by id
+    # (JSON -device/-netdev are not QemuOpts, so qemu_set_option() cannot find them).
+    settable: dict[tuple[str, str], Device | Netdev] = field(default_factory=dict)
+    fragment: bool = False  # a part of a command line (libvirt's <qemu:commandline>)
+    device_ids: set[str] = field(default_factory=set)
 
 
 class _Context:
@@ -504,12 +513,53 @@ def _definition(ctx: _Context, kind_key: str) -> tuple[str, str | None, dict[str
 
 def _handle_device(state: _Parsed, ctx: _Context) -> None:
     driver, ident, props = _definition(ctx, "driver")
-    state.spec.devices.append(Device(driver, ident, props, ctx.option.span))
+    if ident is not None and ident in state.device_ids:
+        # qdev_set_id() (hw/core/qdev.c) / qemu_opts_create(): "Duplicate ID".
+        raise ctx.fail(f"duplicate device id {_oneline(ident)!r} (QEMU refuses it)")
+    device = Device(canonical_driver(driver), ident, props, ctx.option.span)
+    state.spec.devices.append(device)
+    if ident is not None:
+        state.device_ids.add(ident)
+    if ident is not None and not (ctx.option.value or "").startswith("{"):
+        state.settable[("device", ident)] = device
 
 
 def _handle_netdev(state: _Parsed, ctx: _Context) -> None:
     kind, ident, props = _definition(ctx, "type")
-    state.spec.netdevs.append(Netdev(kind, ident, props, ctx.option.span))
+    netdev = Netdev(kind, ident, props, ctx.option.span)
+    state.spec.netdevs.append(netdev)
+    if ident is not None and not (ctx.option.value or "").startswith("{"):
+        state.settable[("netdev", ident)] = netdev
+
+
+# util/qemu-config.c qemu_set_option(): sscanf("%63[^.].%63[^.].%63[^=]%n") then '='.
+_SET_RE = re.compile(r"([^.]+)\.([^.]+)\.([^=]+)=(.*)", re.DOTALL)
+
+
+def _handle_set(state: _Parsed, ctx: _Context) -> None:
+    """``-set GROUP.ID.PROP=VALUE``: QEMU applies it at once to the options already read,
+    so it reaches only a -device/-netdev given before it."""
+    match = _SET_RE.fullmatch(ctx.option.value or "")
+    if not match:
+        raise ctx.fail("expected GROUP.ID.PROP=VALUE, e.g. -set device.net0.mac=52:54:00:00:00:01")
+    group, ident, prop, value = match.groups()
+    if group not in ("device", "netdev"):
+        return  # other groups (drive, chardev, ...) do not shape the device graph
+    target = state.settable.get((group, ident))
+    if target is None and state.fragment:
+        state.spec.unresolved_sets.append((group, ident, prop, value))
+        return
+    if target is None:
+        raise ctx.fail(
+            f'there is no {group} "{_oneline(ident)}" with keyval syntax before this option '
+            "(QEMU refuses the command line: -set applies to options already given)"
+        )
+    if isinstance(target, Device) and prop == "driver":
+        target.driver = canonical_driver(value)
+    elif isinstance(target, Netdev) and prop == "type":
+        target.type = value
+    elif prop != "id":
+        target.props[prop] = value
 
 
 def _handle_object(state: _Parsed, ctx: _Context) -> None:
@@ -537,6 +587,127 @@ def _handle_global(state: _Parsed, ctx: _Context) -> None:
     state.spec.globals.append(GlobalProp(driver, prop, value, ctx.option.span))
 
 
+# --------------------------------------------------------------------------- -readconfig
+
+MAX_CONFIG_BYTES = 1 << 20  # a QEMU config file is a few KiB; more is not one
+
+# util/qemu-config.c qemu_config_foreach(): '[group "id"]', '[group]', and
+# ' key = "value"' lines (sscanf " %63s = \"%1023[^\"]\"": %s stops only at white space,
+# so the key needs white space before '='); '#' and empty lines are skipped.
+_CONFIG_GROUP_ID = re.compile(r'\[(\S+)\s+"([^"]+)"')
+_CONFIG_GROUP = re.compile(r"\[([^\]]+)\]")
+_CONFIG_ARG = re.compile(r'\s*(\S+)\s+=\s*"([^"]*)')
+
+
+def parse_config(text: str) -> list[tuple[str, dict[str, str]]]:
+    """QEMU's ``-readconfig`` format -> [(group, {key: value})]; ``id`` goes in the dict.
+
+    Raises ValueError (with the line number) where QEMU would say "parse error"."""
+    sections: list[tuple[str, dict[str, str]]] = []
+    current: dict[str, str] | None = None
+    for lno, line in enumerate(text.split("\n"), 1):
+        if line == "" or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            head = _CONFIG_GROUP_ID.match(line)
+            if head:
+                current = {"id": head.group(2)}
+                sections.append((head.group(1), current))
+                continue
+            head = _CONFIG_GROUP.match(line)
+            if head:
+                current = {}
+                sections.append((head.group(1), current))
+                continue
+        arg = _CONFIG_ARG.match(line)
+        if arg is None:
+            raise ValueError(f"line {lno}: parse error")
+        if current is None:
+            raise ValueError(f"line {lno}: no group defined")
+        current[arg.group(1)] = arg.group(2)
+    return sections
+
+
+def read_config(path: str, base_dir: str | None, span: Span | None) -> ReadConfig:
+    """Read and parse one ``-readconfig`` file, or say why its devices are unknown.
+
+    QEMU resolves a relative path against its own working directory, which the command
+    line does not record; migcheck takes the command line file's directory."""
+    if os.path.isabs(path):
+        resolved = path
+    elif base_dir is not None:
+        resolved = os.path.join(base_dir, path)
+    else:
+        why = "a relative path, and the command line was not read from a file to resolve it"
+        return ReadConfig(path, None, why, [], span)
+    try:
+        with open(resolved, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        return ReadConfig(path, None, f"cannot read {resolved}: {err.strerror or err}", [], span)
+    if len(raw) > MAX_CONFIG_BYTES:
+        return ReadConfig(path, None, f"{resolved} is larger than 1 MiB", [], span)
+    try:
+        sections = parse_config(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return ReadConfig(path, None, f"{resolved}: not UTF-8 text (byte {err.start})", [], span)
+    except ValueError as err:
+        return ReadConfig(path, None, f"{resolved}: {err} (QEMU refuses it)", [], span)
+    for group, props in sections:
+        key = {"device": "driver", "netdev": "type", "object": "qom-type"}.get(group)
+        if key is not None and not props.get(key):
+            return ReadConfig(path, None, f"{resolved}: a [{group}] without {key}", [], span)
+    return ReadConfig(path, resolved, None, sections, span)
+
+
+def _handle_readconfig(state: _Parsed, ctx: _Context) -> None:
+    """``-readconfig FILE``: QEMU reads it at this position (vl.c QEMU_OPTION_readconfig ->
+    qemu_read_config_file(..., qemu_parse_config_group))."""
+    spec = state.spec
+    span = ctx.option.span
+    rc = read_config(ctx.option.value or "", spec.base_dir, span)
+    spec.readconfigs.append(rc)
+    origin = f"-readconfig {rc.path}"
+    for group, raw in rc.sections:
+        props: dict[str, Any] = dict(raw)
+        ident = props.pop("id", None)
+        if group == "device":
+            device = Device(canonical_driver(props.pop("driver")), ident, props, span, origin)
+            spec.devices.append(device)
+            if ident is not None:
+                state.settable[("device", ident)] = device
+                state.device_ids.add(ident)
+        elif group == "netdev":
+            netdev = Netdev(props.pop("type"), ident, props, span)
+            spec.netdevs.append(netdev)
+            if ident is not None:
+                state.settable[("netdev", ident)] = netdev
+        elif group == "object":
+            spec.objects.append(QemuObject(props.pop("qom-type"), ident, props, span))
+        elif group == "global":
+            driver, prop, value = (props.get(k) for k in ("driver", "property", "value"))
+            if driver and prop and value is not None:
+                spec.globals.append(GlobalProp(driver, prop, value, span))
+        elif group == "machine":
+            # vl.c qemu_record_config_group(): merged into the -machine options.
+            if props.get("type"):
+                spec.machine.type = props.pop("type")
+            accel = props.pop("accel", None)
+            if accel:
+                state.accel.extend(a for a in accel.split(":") if a)
+            spec.machine.options.update(props)
+
+
+def _handle_frontend(state: _Parsed, ctx: _Context) -> None:
+    """-nic, -net, -vga, -serial, -parallel, -usbdevice: the devices they create are added
+    by :mod:`migcheck.devicegraph`; here only a help query is refused (``-nic help``,
+    ``-net nic,model=?``, ``-vga help``: QEMU prints a list and exits)."""
+    first, props = split_keyval(ctx.option.value or "")
+    _reject_query(ctx, first, props)
+    if props.get("model") in _QUERY:
+        raise ctx.fail("asks QEMU for help; that is a query, not a VM definition")
+
+
 _HANDLERS: dict[str, Callable[[_Parsed, _Context], None]] = {
     "machine": _handle_machine,
     "M": _handle_machine,
@@ -548,6 +719,14 @@ _HANDLERS: dict[str, Callable[[_Parsed, _Context], None]] = {
     "netdev": _handle_netdev,
     "object": _handle_object,
     "global": _handle_global,
+    "set": _handle_set,
+    "nic": _handle_frontend,
+    "net": _handle_frontend,
+    "vga": _handle_frontend,
+    "serial": _handle_frontend,
+    "parallel": _handle_frontend,
+    "usbdevice": _handle_frontend,
+    "readconfig": _handle_readconfig,
 }
 
 
@@ -560,18 +739,101 @@ def _finish_accel(state: _Parsed) -> None:
     state.spec.accel_options = dict(state.accel_options.get(order[0], {})) if order else {}
 
 
-def parse_cmdline(text: str, source: str = "<stdin>") -> VmSpec:
-    """Parse a QEMU command line (shell syntax) into a VmSpec; bad input -> InputError."""
+# A first word naming QEMU: qemu-system-*, qemu-kvm, kvm, kvm-spice, a path to one, or a
+# shell variable standing for it ($QEMU). Anything else is not a QEMU command line.
+_QEMU_BINARY = re.compile(r"(?:.*/)?[^/]*(?:qemu|kvm)[^/]*|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", re.I)
+
+
+def _sniff(text: str, source: str) -> str:
+    """Refuse text that is plainly not a QEMU command line; turn NUL-separated argv (a copy
+    of /proc/PID/cmdline) into shell words."""
+    if "\0" in text:
+        argv = text.split("\0")
+        while argv and argv[-1].strip() == "":
+            argv.pop()
+        if not argv:
+            raise InputError(f"{_oneline(source)}: only NUL bytes: expected a QEMU command line")
+        return shlex.join(argv)
+    head = text.lstrip("\ufeff" + _BLANK)
+    if not head:
+        raise InputError(
+            f"{_oneline(source)}: empty: expected a QEMU command line "
+            "(the binary, e.g. qemu-system-x86_64, then its options)"
+        )
+    if head.startswith("<"):
+        raise InputError(
+            f"{_oneline(source)}: looks like XML, not a QEMU command line "
+            "(for a libvirt domain use --domain-xml)"
+        )
+    if head[0] in "{[":
+        try:
+            json.loads(head)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            raise InputError(
+                f"{_oneline(source)}: looks like JSON, not a QEMU command line "
+                "(a facts or report file? --cmdline takes the QEMU command line as text)"
+            )
+    return text
+
+
+def parse_cmdline(
+    text: str, source: str = "<stdin>", *, base_dir: str | None = None, defaults: bool = True
+) -> VmSpec:
+    """Parse a QEMU command line (shell syntax, or NUL-separated argv) into a VmSpec.
+
+    ``base_dir``: where relative ``-readconfig`` files are looked for (the command line
+    file's directory). ``defaults``: complete the device graph with everything besides
+    -device (:func:`migcheck.devicegraph.complete_devices`); False for fragments such as
+    libvirt's ``<qemu:commandline>`` that are not a whole command line.
+    Bad input -> InputError."""
+    if defaults:
+        text = _sniff(text, source)
     words = _Tokenizer(text, source).words()
+    if defaults and not words:
+        raise InputError(
+            f"{_oneline(source)}: only comments and blank lines: expected a QEMU command line"
+        )
     env, binary, options, positional = _split_words(words, text, source)
-    spec = VmSpec(source=source, binary=binary, env=env, positional=positional, text=text)
-    state = _Parsed(spec)
+    if defaults and binary is not None and not _QEMU_BINARY.fullmatch(binary):
+        raise InputError(
+            f"{_oneline(source)} line {words[len(env)].line}: the first word "
+            f"{_oneline(binary, 40)!r} is not a QEMU binary and no option precedes it: this "
+            "does not look like a QEMU command line (expected e.g. "
+            "qemu-system-x86_64 -machine ... or a copy of /proc/PID/cmdline)"
+        )
+    if defaults and len(positional) > 1:
+        # softmmu/vl.c: a bare word is drive_add(IF_DEFAULT, 0, ...), the first disk; a
+        # second one is refused ("drive with bus=0, unit=0 (index=0) exists").
+        words_list = ", ".join(repr(_oneline(p, 20)) for p in positional[:4])
+        raise InputError(
+            f"{_oneline(source)}: {len(positional)} bare words ({words_list}"
+            f"{', ...' if len(positional) > 4 else ''}) outside any option: QEMU takes a "
+            "bare word as the first disk image and refuses a second; prose or a missing "
+            "'-option' before them?"
+        )
+    spec = VmSpec(
+        source=source, binary=binary, env=env, positional=positional, text=text, base_dir=base_dir
+    )
+    state = _Parsed(spec, fragment=not defaults)
     for word, option in options:
         spec.options.append(option)
         handler = _HANDLERS.get(option.name)
         if handler is not None:
             handler(state, _Context(source, word, option))
     _finish_accel(state)
+    if defaults:
+        complete_devices(spec)
+    else:
+        # A fragment (libvirt's <qemu:commandline>) lacks the rest of the command line
+        # that decides what these options create: say so rather than drop them.
+        spec.device_gaps += [
+            f"-{o.name} {_oneline(o.value or '', 40)} in {_oneline(source)}: the devices it "
+            "creates are not modelled there"
+            for o in spec.options
+            if o.name in FRONTEND_OPTIONS
+        ]
     return spec
 
 
@@ -595,4 +857,4 @@ def load_cmdline(path: str) -> VmSpec:
     except (OSError, ValueError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise InputError(f"{_oneline(path)}: cannot read the command line: {reason}") from None
-    return parse_cmdline(text, path)
+    return parse_cmdline(text, path, base_dir=os.path.dirname(os.path.abspath(path)))

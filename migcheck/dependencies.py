@@ -38,6 +38,9 @@ class DeviceUse:
         return f"{self.device.driver}" + (f" {self.device.id}" if self.device.id else "")
 
     def fix(self) -> str:
+        if self.device.origin != "-device":
+            # No -device line to edit (-nic, -net nic, a default): a -global reaches it.
+            return " ".join(f"-global {self.device.driver}.{p}=off" for p in self.props_on)
         off = ",".join(f"{p}=off" for p in self.props_on)
         ident = f"id={self.device.id}," if self.device.id else ""
         return f"-device {self.device.driver},{ident}...,{off}"
@@ -50,20 +53,28 @@ class Dependency:
     devices: tuple[DeviceUse, ...] = ()
 
 
-def _global_value(vm: VmSpec, driver: str, prop: str) -> bool | None:
-    value = None
-    for g in vm.globals:
-        if g.driver == driver and g.property == prop:
-            value = as_bool(g.value)
-    return value
-
-
 def _netdev_type(vm: VmSpec, device: Device) -> str | None:
+    """The kind of backend a NIC's offloads depend on: "tap" for a tap with a vnet header.
+
+    * ``-netdev bridge`` is a tap: net/tap.c net_init_bridge() opens it through
+      qemu-bridge-helper and calls net_tap_fd_init() with the probed vnet header, so the
+      kernel's tap offloads (USO, UFO, ...) apply as for ``-netdev tap``.
+    * ``vnet_hdr=off``: virtio-net sees no vnet header (hw/net/virtio-net.c
+      peer_has_vnet_hdr()), and virtio_net_get_features() then clears every offload
+      (CSUM, TSO, UFO; USO too, peer_has_uso() first asks peer_has_vnet_hdr()), so no
+      kernel offload is a dependency.
+    * a NIC on a hub (``-net nic`` with ``-net tap``) has a hub port as its peer, which
+      has no vnet header either (net/hub.c net_hub_port_info has no has_vnet_hdr).
+    """
     ref = device.props.get("netdev")
     if not isinstance(ref, str):
         return None
     for n in vm.netdevs:
         if n.id == ref:
+            if n.type in ("tap", "bridge"):
+                if as_bool(n.props.get("vnet_hdr")) is False:
+                    return "tap (vnet_hdr=off)"
+                return "tap"
             return n.type
     return None
 
@@ -88,7 +99,8 @@ def _device_uses(
         for prop in rule.props:
             value = as_bool(device.props.get(prop)) if prop in device.props else None
             if value is None:
-                value = _global_value(vm, device.driver, prop)
+                # -global reaches every device of the type, -nic and defaults included.
+                value = as_bool(vm.global_value(device, prop))
             if value is True:
                 on.append(prop)
                 explicit = True

@@ -1144,7 +1144,7 @@ class _Converter:
         # A leading dummy binary keeps a first bare argument (or A=b) from being taken as
         # the binary or an environment assignment.
         try:
-            extra = parse_cmdline("qemu " + shlex.join(args), "<qemu:commandline>")
+            extra = parse_cmdline("qemu " + shlex.join(args), "<qemu:commandline>", defaults=False)
         except InputError as err:
             # The joined text is one line of our making: point at the XML instead.
             what = str(err).removeprefix("<qemu:commandline> line 1: ")
@@ -1173,6 +1173,17 @@ class _Converter:
             spec.platform = extra.platform
         spec.devices += extra.devices
         spec.netdevs += extra.netdevs
+        spec.readconfigs += extra.readconfigs
+        spec.device_gaps += extra.device_gaps
+        # -set device.ID.PROP=VALUE on a device libvirt defines (util/qemu-config.c
+        # qemu_set_option()): libvirt's own options come first, so the id is known here.
+        for group, ident, prop, value in extra.unresolved_sets:
+            targets = spec.devices if group == "device" else spec.netdevs
+            found = [t for t in targets if t.id == ident]
+            if not found:
+                raise self.fail(elem, f'-set {group}.{ident}.{prop}: there is no {group} "{ident}"')
+            for target in found:
+                target.props[prop] = value
         spec.objects += extra.objects
         spec.globals += extra.globals
         spec.options += extra.options

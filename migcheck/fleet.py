@@ -71,6 +71,9 @@ def fingerprint(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) ->
         f"{name}:{_hash_section(keys, facts.doc.get(name), cache)}"
         for name, keys in class_key_paths()
     ]
+    # The build key names the data; whether that data is at hand (beside the facts file or
+    # in the local store) decides the device checks too, so it is part of the class.
+    parts.append(f"build:{facts.build_key}:{facts.build_missing is None}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

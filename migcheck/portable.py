@@ -61,10 +61,19 @@ class PortableResult:
     problems: list[str] = field(default_factory=list)  # why it cannot be made portable
     losses: dict[str, list[str]] = field(default_factory=dict)  # host -> CPU features lost
     verification: list[PairReport] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)  # checks that could not judge
 
     @property
     def ok(self) -> bool:
         return self.text is not None
+
+    @property
+    def verdict(self) -> Verdict:
+        """safe: rewritten and proven for every host pair; unknown: rewritten, but some
+        pair could not be judged; unsafe: no rewrite makes it portable."""
+        if self.text is None:
+            return Verdict.UNSAFE
+        return Verdict.UNKNOWN if self.unverified else Verdict.SAFE
 
     def diff(self) -> str:
         if self.text is None:
@@ -83,6 +92,8 @@ class PortableResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "portable": self.ok,
+            "verdict": self.verdict.value,
+            "unverified": self.unverified,
             "source": self.original.source,
             "cmdline": self.text,
             "changes": [c.__dict__ for c in self.changes],
@@ -335,12 +346,29 @@ def _kernel_defaults(
             ed.insert_option("platform", pin.id, _option(vm, "machine", "M"))
             out.changes.append(Change("platform", None, pin.id, reason))
         return
+    globals_added: set[str] = set()
     for cid, dep in lacking.items():
         cap = catalog.capabilities[cid]
         for use in dep.devices:
             opt = next(
                 (o for o in vm.options if o.name == "device" and o.span == use.device.span), None
             )
+            if use.device.origin != "-device":
+                # -nic, -net nic, defaults: no -device to edit. A -global reaches every
+                # instance of the type however it was created (qdev_prop_set_globals()).
+                why = (
+                    f"{', '.join(use.props_on)} of the {use.device.driver} from "
+                    f"{use.device.origin} need {cap.title} (Linux {cap.linux}+), which some "
+                    "host lacks; switched off for every device of that type"
+                )
+                for prop in use.props_on:
+                    value = f"{use.device.driver}.{prop}=off"
+                    if value in globals_added:
+                        continue
+                    globals_added.add(value)
+                    ed.insert_option("global", value, _option(vm, "machine", "M"))
+                    out.changes.append(Change("global", None, value, why))
+                continue
             if opt is None or opt.value is None:
                 out.problems.append(f"cannot locate -device {use.device.driver} in the text")
                 continue
@@ -393,12 +421,21 @@ def make_portable(
     if out.problems:
         return out
     text = ed.apply() if ed.edits else vm.text
-    rewritten = parse_cmdline(text, vm.source)
+    rewritten = parse_cmdline(text, vm.source, base_dir=vm.base_dir)
     for a in hosts:
         for b in hosts:
             if a is not b:
                 out.verification.append(check_pair(rewritten, a, b, catalog=catalog))
-    bad = [r for r in out.verification if r.verdict is not Verdict.SAFE]
+    bad = [r for r in out.verification if r.verdict is Verdict.UNSAFE]
+    for r in out.verification:
+        if r.verdict is Verdict.UNKNOWN:
+            # The rewrite stands, but the facts cannot prove it safe (for example no
+            # per-build QEMU data): say which checks could not judge; exit code 3.
+            out.unverified += [
+                f"{r.src.name} -> {r.dst.name}: {f.id}: {f.message}"
+                for f in r.findings
+                if f.status is Status.UNKNOWN
+            ]
     if bad:
         for r in bad:
             failing = [

@@ -66,10 +66,21 @@ class CpuSpec:
 
 @dataclass
 class Device:
+    """One frontend device of the guest, however the command line created it.
+
+    ``driver`` is the canonical QOM type (aliases such as ``virtio-net`` resolved);
+    ``props`` holds only the properties the input set (``-set`` included, ``-global`` not:
+    see :meth:`VmSpec.global_value`). ``origin`` says what created it ("-device", "-nic",
+    "-net nic", "default serial", "-readconfig FILE", ...) and ``implicit`` whether the
+    machine created it rather than an option that asks for it.
+    """
+
     driver: str
     id: str | None
     props: dict[str, Any] = field(default_factory=dict)
     span: Span | None = None
+    origin: str = "-device"
+    implicit: bool = False
 
 
 @dataclass
@@ -97,6 +108,17 @@ class GlobalProp:
 
 
 @dataclass
+class ReadConfig:
+    """One ``-readconfig FILE``: what was read from it, or why it could not be."""
+
+    path: str  # as written on the command line
+    resolved: str | None  # the file migcheck read (None: not read)
+    error: str | None  # why its devices are unknown; None when it was read and parsed
+    sections: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    span: Span | None = None
+
+
+@dataclass
 class VmSpec:
     source: str  # file name or "<stdin>", for messages
     binary: str | None = None
@@ -112,8 +134,37 @@ class VmSpec:
     objects: list[QemuObject] = field(default_factory=list)
     globals: list[GlobalProp] = field(default_factory=list)
     options: list[Option] = field(default_factory=list)  # every option, in order
+    readconfigs: list[ReadConfig] = field(default_factory=list)
+    # Why the device list may be incomplete (input that creates devices migcheck does not
+    # model); checks that read devices must not say "safe" while this is non-empty.
+    device_gaps: list[str] = field(default_factory=list)
+    # Directory relative -readconfig paths are resolved against (the command line file's).
+    base_dir: str | None = None
+    # -set GROUP.ID.PROP=VALUE a command-line fragment could not apply itself (libvirt's
+    # <qemu:commandline> setting a property of a device libvirt defines): the caller does.
+    unresolved_sets: list[tuple[str, str, str, str]] = field(default_factory=list)
     positional: list[str] = field(default_factory=list)
     text: str = ""  # the original text, for rewrites that keep everything else byte for byte
+
+    def global_value(
+        self, device: Device, prop: str, ancestors: tuple[str, ...] = ()
+    ) -> str | None:
+        """The last ``-global DRIVER.PROP=VALUE`` that applies to ``device`` (None: none).
+
+        QEMU applies globals to every instance of the type, however it was created
+        (hw/core/qdev-properties.c qdev_prop_set_globals() -> qom/object.c
+        object_apply_global_props(), which matches with object_dynamic_cast(): the type or
+        any parent type, by name as written; aliases are not resolved for -global).
+        ``ancestors``: the device type's parent types (from the build's device_types), so
+        ``-global virtio-pci.x=...`` reaches virtio-net-pci; without them only the type's
+        own name matches.
+        """
+        names = {device.driver, *ancestors}
+        value = None
+        for g in self.globals:
+            if g.driver in names and g.property == prop:
+                value = g.value
+        return value
 
     @property
     def uses_kvm(self) -> bool:
@@ -142,7 +193,13 @@ class VmSpec:
             },
             "platform": self.platform,
             "devices": [
-                {"driver": d.driver, "id": d.id, "props": redact_props(d.props, d.driver)}
+                {
+                    "driver": d.driver,
+                    "id": d.id,
+                    "props": redact_props(d.props, d.driver),
+                    "origin": d.origin,
+                    "implicit": d.implicit,
+                }
                 for d in self.devices
             ],
             "netdevs": [
@@ -161,4 +218,9 @@ class VmSpec:
                 }
                 for g in self.globals
             ],
+            "readconfig": [
+                {"path": r.path, "read": r.error is None, "error": r.error}
+                for r in self.readconfigs
+            ],
+            "device_gaps": list(self.device_gaps),
         }

@@ -809,6 +809,32 @@ def test_qemu_commandline_globals_and_devices_merge() -> None:
     assert all(o.span.line == 7 for o in spec.options)
 
 
+def test_qemu_commandline_set_reaches_libvirts_devices() -> None:
+    # util/qemu-config.c qemu_set_option(): libvirt's -device comes first, so a -set in
+    # <qemu:commandline> changes it; an id libvirt does not define is refused, as QEMU does.
+    devices = "<interface type='user'><model type='virtio'/><alias name='ua-nic'/></interface>"
+    extra = (
+        "<qemu:commandline><qemu:arg value='-set'/>"
+        "<qemu:arg value='device.ua-nic.host_mtu=9000'/></qemu:commandline>"
+    )
+    spec = parse(dom(devices=devices, extra=extra))
+    (nic,) = [d for d in spec.devices if d.id == "ua-nic"]
+    assert nic.props["host_mtu"] == "9000"
+    with pytest.raises(InputError, match="no device"):
+        parse(dom(devices=devices, extra=extra.replace("ua-nic", "nope")))
+
+
+def test_qemu_commandline_frontend_options_make_the_device_list_incomplete() -> None:
+    extra = (
+        "<qemu:commandline><qemu:arg value='-nic'/><qemu:arg value='user,model=e1000'/>"
+        "<qemu:arg value='-readconfig'/><qemu:arg value='extra.cfg'/></qemu:commandline>"
+    )
+    spec = parse(dom(extra=extra))
+    assert spec.device_gaps and "-nic" in spec.device_gaps[0]
+    (rc,) = spec.readconfigs
+    assert rc.error is not None
+
+
 def test_qemu_commandline_cpu_replaces_libvirts() -> None:
     # QEMU keeps only the last -cpu; libvirt's comes first.
     extra = (

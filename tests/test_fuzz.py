@@ -318,6 +318,10 @@ TOKENS = st.sampled_from(
         *("-enable-kvm", "-S", "--nodefaults", "-platform", "help", "?", "{", '{"id":1}'),
         *('\'{"driver":"x"}\'', "a,,b", "a=b", "+x", ",", "''", '"', "\\\n", "# c\n"),
         *("password=x", "qom-type=secret", "driver=", "type=", "id=", "=", "host,", "A=b"),
+        *("-nic", "-net", "nic", "tap,model=virtio", "user,id=n", "none", "-set", "-vga"),
+        *("device.n.x=1", "netdev.n.vnet_hdr=off", "-readconfig", "x.cfg", "-serial"),
+        *("-drive", "if=floppy", "if=virtio,index=2", "-usbdevice", "tablet", "-cdrom"),
+        *("qemu-system-x86_64", "-machine none", "microvm", "virtio-net,id=n"),
     ]
 )
 CMDLINE_TEXT = st.one_of(
@@ -356,6 +360,24 @@ def test_load_cmdline(workdir: Path, raw: bytes) -> None:
         except InputError as err:
             rejected(stat, err, str(path))
             return
+        consume_cmdline(spec)
+
+
+CONFIG_SEEDS = [
+    b'# comment\n[device "n1"]\n  driver = "virtio-net"\n  netdev = "h"\n\n'
+    b'[netdev "h"]\n  type = "tap"\n[drive]\n  if = "floppy"\n[machine]\n  type = "q35"\n'
+]
+
+
+@FUZZ
+@given(mutated(CONFIG_SEEDS) | st.binary(max_size=300))
+def test_readconfig(workdir: Path, raw: bytes) -> None:
+    """A -readconfig file is read, or recorded as unreadable: never an exception."""
+    (workdir / "fuzz.cfg").write_bytes(raw)
+    with bounded("cmdline.readconfig"):
+        spec = parse_cmdline(
+            "qemu-system-x86_64 -readconfig fuzz.cfg", "fuzz.cmdline", base_dir=str(workdir)
+        )
         consume_cmdline(spec)
 
 

@@ -11,6 +11,7 @@ from migcheck.checks.registry import Check, CheckInfo, registered
 
 # Report order, by module; a new check module is named here and imported below.
 REPORT_ORDER = (
+    "cmdline",
     "machine",
     "device",
     "compat",
@@ -27,6 +28,7 @@ REPORT_ORDER = (
 from migcheck.checks import (  # noqa: E402, F401  (importing registers the checks)
     accel,
     blocker,
+    cmdline,
     compat,
     cpu,
     device,

@@ -73,7 +73,21 @@ def render_vm(console: Console, title: str, doc: dict[str, Any]) -> None:
         ("cpu", (cpu["model"] or "(machine default)") + _kv(cpu["features"]) + _kv(cpu["props"])),
         ("platform", doc["platform"] or "(not pinned)"),
     ]
-    rows += [("device", d["driver"] + _ident(d) + _kv(d["props"])) for d in doc["devices"]]
+    rows += [
+        (
+            "device",
+            d["driver"]
+            + _ident(d)
+            + _kv(d["props"])
+            + ("" if d["origin"] == "-device" else f"  ({d['origin']})"),
+        )
+        for d in doc["devices"]
+    ]
+    rows += [
+        ("readconfig", r["path"] + ("" if r["read"] else f": {r['error']}"))
+        for r in doc["readconfig"]
+    ]
+    rows += [("incomplete", gap) for gap in doc["device_gaps"]]
     rows += [("netdev", n["type"] + _ident(n) + _kv(n["props"])) for n in doc["netdevs"]]
     rows += [("object", o["qom-type"] + _ident(o) + _kv(o["props"])) for o in doc["objects"]]
     rows += [("global", f"{g['driver']}.{g['property']}={g['value']}") for g in doc["globals"]]
