@@ -159,13 +159,29 @@ CASES: tuple[Case, ...] = (
         f"-accel kvm -M pc-q35-7.2 {NULL_DISK} -device ide-hd,drive=d0,bus=ide.0",
     ),
     # pvpanic's "events" reads 3 on 7.2 and 7 (PVPANIC_SHUTDOWN added) on 10.0 under the
-    # same pc-i440fx-7.2: the guest sees another events register, the migration completes.
+    # same pc-i440fx-7.2: the guest sees another events register, the migration completes
+    # (include/hw/misc/pvpanic.h PVPANIC_EVENTS; no compat entry in hw/core/machine.c).
     _c(
         "dev-serial-panic",
         "device",
         "-accel kvm -M pc-i440fx-7.2 -chardev null,id=c0 -device isa-serial,chardev=c0 "
         "-device pvpanic",
         "abi: pvpanic[0] events",
+    ),
+    _c(
+        "dev-virtio-gpu-input",
+        "device",
+        "-accel kvm -M pc-q35-7.2 -device virtio-gpu-pci -device virtio-keyboard-pci "
+        "-device virtio-tablet-pci",
+    ),
+    _c("dev-virtio-iommu", "device", "-accel kvm -M pc-q35-7.2 -device virtio-iommu-pci"),
+    # 9p blocks migration only while the guest has the export mounted (hw/9pfs/9p.c,
+    # v9fs_attach adds the blocker): this guest has no OS, so it migrates.
+    _c(
+        "dev-virtio-9p",
+        "device",
+        "-accel kvm -M pc-q35-7.2 -fsdev local,id=f0,path=/tmp,security_model=none "
+        "-device virtio-9p-pci,fsdev=f0,mount_tag=t0",
     ),
     _c("dev-virtio-net-q35-6.2", "device", "-accel kvm -M pc-q35-6.2 -device virtio-net-pci"),
     _c("dev-vga-std", "device", "-accel kvm -M pc-i440fx-7.2 -device VGA"),
@@ -264,6 +280,14 @@ CASES: tuple[Case, ...] = (
         "-device ivshmem-plain,memdev=m0",
         "migrate: Migration is disabled when using feature 'peer mode' in device 'ivshmem'",
     ),
+    # hw/virtio/virtio-crypto.c: vmstate_virtio_crypto .unmigratable = 1 (7.2 and 10.0).
+    _c(
+        "blk-virtio-crypto",
+        "blocker",
+        "-accel kvm -M pc-i440fx-7.2 -object cryptodev-backend-builtin,id=c0 "
+        "-device virtio-crypto-pci,cryptodev=c0",
+        "migrate: State blocked by non-migratable device '0000:00:02.0/virtio-crypto'",
+    ),
     _c(
         "blk-amd-iommu",
         "blocker",
@@ -293,6 +317,15 @@ _DEVICE_TYPE = "device.type: the destination QEMU build lacks the device type (b
 _PROPERTY = "device.property: the destination build lacks an explicitly set property"
 _SOURCE_TYPE = "device.type: the source QEMU build itself lacks the device type"
 _SOURCE_PROP = "device.property: the source build itself lacks the property"
+_PVPANIC = (
+    "compat.* / device defaults: pvpanic 'events' is 3 on 7.2 and 7 on 10.0 under the same "
+    "pc-i440fx-7.2 (include/hw/misc/pvpanic.h PVPANIC_EVENTS gained PVPANIC_SHUTDOWN in 9.0; "
+    "hw/core/machine.c has no compat entry for it): device defaults per build and machine"
+)
+_CRYPTO = (
+    "blocker.*: virtio-crypto is unmigratable (hw/virtio/virtio-crypto.c, "
+    "vmstate_virtio_crypto .unmigratable = 1, 7.2 and 10.0): not in the blocker catalog"
+)
 KNOWN_GAPS: dict[str, str] = {
     "dev-sga/7.2-10.0": _DEVICE_TYPE,
     "dev-sga/10.0-7.2": _SOURCE_TYPE,
@@ -316,9 +349,10 @@ KNOWN_GAPS: dict[str, str] = {
     "prop-balloon-vectors/10.0-7.2": _PROPERTY,
     "prop-rootport-native-hotplug/7.2-10.0": _PROPERTY,
     "prop-rootport-native-hotplug/10.0-7.2": _SOURCE_PROP,
-    "dev-serial-panic/7.2-10.0": "compat.* / device defaults: pvpanic 'events' is 3 on 7.2 "
-    "and 7 on 10.0 under pc-i440fx-7.2 (device default per build and machine type)",
-    "dev-serial-panic/10.0-7.2": "compat.* / device defaults: pvpanic 'events' 7 -> 3",
+    "dev-serial-panic/7.2-10.0": _PVPANIC,
+    "dev-serial-panic/10.0-7.2": _PVPANIC,
+    "blk-virtio-crypto/7.2-10.0": _CRYPTO,
+    "blk-virtio-crypto/10.0-7.2": _CRYPTO,
     "cpu-kvm-host/7.2-10.0": "kvm.*: -cpu host cannot start on this nested-PVM host "
     "(IA32_ARCH_CAPABILITIES MSR write refused); the facts do not record it",
     "cpu-kvm-host-noarch/7.2-10.0": "cpu.passthrough: -cpu host must expand to the same "

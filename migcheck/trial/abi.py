@@ -27,10 +27,11 @@ from migcheck.trial.qmp import QmpClient, QmpError
 # with anonymous backends (-nic, -drive) gets build-specific names (softmmu/vl.c, net/net.c).
 BACKEND_LINKS = frozenset({"netdev", "drive", "chardev", "audiodev", "memdev", "iothread"})
 
-# Bits that 7.2 ORs into CPUID at run time (target/i386/cpu.c, cpu_x86_cpuid: leaf 1 EDX
-# CPUID_HT when threads per package > 1 ... and leaf 0x80000001 ECX CPUID_EXT3_CMP_LEG) but
-# 10.0 keeps in env->features (x86_cpu_expand_features sets them from the topology), so
-# ``feature-words`` differs although the guest reads the same CPUID.
+# Bits that 7.2 ORs into CPUID at run time (target/i386/cpu.c, cpu_x86_cpuid: leaf 1
+# ``*edx |= CPUID_HT`` when cores * threads > 1; CmpLegacy likewise for leaf 0x80000001) but
+# 10.0 keeps in env->features (target/i386/cpu.c, x86_cpu_expand_features: CPUID_HT and
+# CPUID_EXT3_CMP_LEG when x86_threads_per_pkg > 1), so ``feature-words`` differ although the
+# guest reads the same CPUID. Measured: -smp 2 reports them on 10.0 only.
 RUNTIME_BITS = {
     (1, 0, "EDX"): 1 << 28,  # HTT
     (0x80000001, 0, "ECX"): 1 << 1,  # CmpLegacy
@@ -115,52 +116,50 @@ _PROP_RE = re.compile(r"^([A-Za-z0-9_.\-]+) = (.*)$")
 def parse_qtree(text: str) -> dict[str, dict[str, str]]:
     """``info qtree`` -> {device key: {property: value}}.
 
-    A device's key is its bus path plus ``type#id`` when it has an id, ``type@addr`` on a
-    bus with addresses, else ``type[k]`` (k-th of that type on that bus)."""
-    devices: dict[str, dict[str, str]] = {}
-    stack: list[tuple[int, str, str]] = []  # (indent, kind "bus"/"dev", key)
-    counts: dict[tuple[str, str], int] = {}
-    current: dict[str, str] | None = None
-    current_indent = -1
+    A device's key is its parent's key, its bus name, then ``type#id`` when it has an id,
+    ``type@addr`` when it has an address (creation order of anonymous devices is not part
+    of the ABI, their slot is), else ``type[k]`` (the k-th of that type on that bus)."""
+    # Each node: (indent, kind, parent node index, own key segment); devices get props.
+    nodes: list[tuple[int, str, int, str]] = []
+    props: dict[int, dict[str, str]] = {}
+    stack: list[int] = []
+    counts: dict[tuple[int, str], int] = {}
     for raw in text.splitlines():
         if not raw.strip():
             continue
         indent = len(raw) - len(raw.lstrip(" "))
         line = raw.strip()
-        while stack and stack[-1][0] >= indent:
+        while stack and nodes[stack[-1]][0] >= indent:
             stack.pop()
-        parent = stack[-1][2] if stack else ""
+        parent = stack[-1] if stack else -1
         if line.startswith("bus: "):
-            stack.append((indent, "bus", f"{parent}/{line[5:]}"))
-            current = None
+            nodes.append((indent, "bus", parent, line[5:]))
+            stack.append(len(nodes) - 1)
             continue
         match = _DEV_RE.match(line)
         if match:
             dtype, ident = match.group(1), match.group(2)
-            if ident:
-                key = f"{parent}/{dtype}#{ident}"
-            else:
-                n = counts.get((parent, dtype), 0)
-                counts[(parent, dtype)] = n + 1
-                key = f"{parent}/{dtype}[{n}]"
-            current = {}
-            current_indent = indent
-            devices[key] = current
-            stack.append((indent, "dev", key))
+            n = counts.get((parent, dtype), 0)
+            counts[(parent, dtype)] = n + 1
+            nodes.append((indent, "dev", parent, f"{dtype}#{ident}" if ident else f"{dtype}[{n}]"))
+            props[len(nodes) - 1] = {}
+            stack.append(len(nodes) - 1)
             continue
         prop = _PROP_RE.match(line)
-        if prop and current is not None and stack[-1][1] == "dev" and indent > current_indent:
-            current[prop.group(1)] = prop.group(2).strip()
-    # Re-key devices on buses with addresses by address: creation order of anonymous
-    # devices is not part of the ABI, their slot is.
-    out: dict[str, dict[str, str]] = {}
-    for key, props in devices.items():
-        addr = props.get("addr")
-        if addr and not key.endswith('"') and "#" not in key.rsplit("/", 1)[-1]:
-            head, tail = key.rsplit("/", 1)
-            key = f"{head}/{tail.split('[')[0]}@{addr.strip(chr(34))}"
-        out[key] = props
-    return out
+        if prop and stack and nodes[stack[-1]][1] == "dev" and indent > nodes[stack[-1]][0]:
+            props[stack[-1]][prop.group(1)] = prop.group(2).strip()
+
+    def segment(index: int) -> str:
+        seg = nodes[index][3]
+        addr = props.get(index, {}).get("addr")
+        if addr and "#" not in seg:
+            seg = f"{seg.split('[')[0]}@{addr.strip(chr(34))}"
+        return seg
+
+    keys: dict[int, str] = {}
+    for index, node in enumerate(nodes):  # parents come before their children
+        keys[index] = f"{keys.get(node[2], '')}/{segment(index)}"
+    return {keys[index]: values for index, values in props.items()}
 
 
 def snapshot(qmp: QmpClient, timeout: float = 10.0, virtio: bool = True) -> Snapshot:
