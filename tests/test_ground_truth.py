@@ -346,3 +346,73 @@ def test_cpu_runtime_bits_and_unknown_virtio_bits_compare_equal() -> None:
     assert [d.what for d in compare(a, fewer)] == [
         "virtio virtio-net#n0 feature bits 0x10000000000"
     ]
+
+
+def test_fewer_virtio_features_load_silently_and_the_abi_stage_sees_it(tmp_path: Path) -> None:
+    """The issue's point: with no guest driver nothing was negotiated, so a destination whose
+    virtio-net offers less (mrg_rxbuf=off) loads the state and runs. Only the ABI stage fails,
+    naming the feature bit and the property."""
+    require(HAVE_QEMU, "needs qemu-system-x86_64")
+    build = builds(Path("/"))["7.2"]
+    args = [
+        "-display",
+        "none",
+        "-m",
+        "64",
+        "-nodefaults",
+        "-accel",
+        "tcg",
+        "-M",
+        "pc-q35-7.2",
+        "-device",
+        "virtio-net-pci,id=n0",
+    ]
+    dst = [*args[:-1], "virtio-net-pci,id=n0,mrg_rxbuf=off"]
+    result = migrate(build, build, args, run_parent=tmp_path, dst_args=dst)  # type: ignore[arg-type]
+    by_name = {s.name: s for s in result.stages}
+    assert by_name["migrate"].ok and by_name["cont"].ok, result.summary()
+    assert result.outcome == "unsafe" and by_name["abi"].ok is False
+    diffs = {d.what: (d.source, d.destination) for d in result.differences}
+    assert diffs["virtio virtio-net#n0 features"] == (["VIRTIO_NET_F_MRG_RXBUF"], [])
+    prop = (
+        "/main-system-bus/q35-pcihost[0]/pcie.0/virtio-net-pci#n0/virtio-bus/virtio-net-device[0]"
+    )
+    assert diffs[f"device {prop} mrg_rxbuf"] == ("true", "false")
+    assert len(diffs) == 2, diffs
+
+
+def test_snapshot_of_a_qemu_that_dies_is_an_abi_error(tmp_path: Path) -> None:
+    """A QEMU that dies under the ABI queries (some builds abort on x-query-virtio-status)
+    makes the comparison unknown, naming the query, never a crash or a hang."""
+    from migcheck.trial.abi import AbiError, snapshot
+
+    require(HAVE_QEMU, "needs qemu-system-x86_64")
+    sock = tmp_path / "q.sock"
+    proc = subprocess.Popen(
+        [
+            "qemu-system-x86_64",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-m",
+            "32",
+            "-S",
+            "-device",
+            "virtio-rng-pci",
+            "-qmp",
+            f"unix:{sock},server=on,wait=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = QmpClient.connect(str(sock), timeout=10, alive=lambda: proc.poll() is None)
+        assert "virtio-rng[0]" in snapshot(client).virtio
+        proc.kill()
+        proc.wait(timeout=5)
+        with pytest.raises(AbiError, match="info qtree"):
+            snapshot(client, timeout=5)
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)

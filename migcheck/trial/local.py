@@ -158,10 +158,13 @@ def migrate(
     *,
     step_timeout: float = 20.0,
     run_parent: Path | None = None,
+    dst_args: Sequence[str] | None = None,
 ) -> TrialResult:
     """Migrate a guest started with QEMU ``args`` from ``src_build`` to ``dst_build``.
 
-    Every process is killed and the run directory removed however this returns."""
+    ``dst_args`` starts the destination with other arguments (a rewritten command line, as
+    ``portable`` writes); by default the destination gets ``args`` too. Every process is
+    killed and the run directory removed however this returns."""
     started = time.monotonic()
     result = TrialResult()
     if run_parent is None:
@@ -172,7 +175,8 @@ def migrate(
     os.chmod(run_dir, 0o700)
     procs: list[_Qemu] = []
     try:
-        _run(src_build, dst_build, list(args), run_dir, procs, result, step_timeout)
+        dst = list(args if dst_args is None else dst_args)
+        _run(src_build, dst_build, list(args), dst, run_dir, procs, result, step_timeout)
     finally:
         for proc in procs:
             proc.stop()
@@ -197,6 +201,7 @@ def _run(
     src_build: Build,
     dst_build: Build,
     args: list[str],
+    dst_args: list[str],
     run_dir: Path,
     procs: list[_Qemu],
     result: TrialResult,
@@ -210,7 +215,7 @@ def _run(
     # -S: the destination stays paused after loading, so its ABI is read at the same guest
     # instant as the stopped source's (vl.c: autostart is off with -S).
     dst, error = _start(
-        dst_build, run_dir, "destination", [*args, "-S", "-incoming", "defer"], procs, timeout
+        dst_build, run_dir, "destination", [*dst_args, "-S", "-incoming", "defer"], procs, timeout
     )
     if error is None:
         assert dst.qmp is not None
