@@ -272,6 +272,24 @@ CASES: tuple[Case, ...] = (
         "-accel tcg -M pc-q35-7.2 -cpu EPYC-Milan-v2",
         *_only10("unable to find CPU model 'EPYC-Milan-v2'"),
     ),
+    _c("cpu-kvm-Nehalem", "cpu-kvm", "-accel kvm -M pc-q35-7.2 -cpu Nehalem"),
+    _c("cpu-kvm-Opteron_G2", "cpu-kvm", "-accel kvm -M pc-i440fx-7.2 -cpu Opteron_G2"),
+    # 10.0 leaves ERMS (CPUID.7.EBX bit 9) to a KVM guest that 7.2 filters out, same host.
+    _c(
+        "cpu-kvm-Skylake-Server",
+        "cpu-kvm",
+        "-accel kvm -M pc-q35-7.2 -cpu Skylake-Server",
+        "abi: CPUID.7h.0:EBX bits 0x200",
+    ),
+    _c("cpu-tcg-Nehalem", "cpu-tcg", "-accel tcg -M pc-q35-7.2 -cpu Nehalem"),
+    _c("cpu-tcg-Opteron_G2", "cpu-tcg", "-accel tcg -M pc-i440fx-7.2 -cpu Opteron_G2"),
+    _c(
+        "cpu-tcg-Cascadelake",
+        "cpu-tcg",
+        "-accel tcg -M pc-q35-7.2 -cpu Cascadelake-Server",
+        "abi: CPUID.1h.0:ECX bits 0x200000",
+    ),
+    _c("cpu-tcg-base", "cpu-tcg", "-accel tcg -M pc-q35-7.2 -cpu base"),
     # Blockers: QEMU refuses to migrate.
     _c(
         "blk-ivshmem-plain",
