@@ -416,3 +416,18 @@ def test_snapshot_of_a_qemu_that_dies_is_an_abi_error(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def test_trixie_root_needs_qemu_inside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGCHECK_TRIXIE", str(tmp_path))
+    assert trixie_root() is None
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/qemu-system-x86_64").write_bytes(b"")
+    assert trixie_root() == tmp_path
+
+
+def test_run_directory_must_be_inside_a_chroot_build(tmp_path: Path) -> None:
+    """Sockets outside the chroot tree are unreachable from the chrooted QEMU: refused."""
+    chrooted = builds(tmp_path / "root")["10.0"]
+    with pytest.raises(ValueError, match="outside"):
+        migrate(chrooted, chrooted, [], run_parent=tmp_path)  # type: ignore[arg-type]

@@ -171,6 +171,11 @@ def migrate(
         # Inside the chroot tree when either build is chrooted: both must reach the sockets.
         chrooted = [b.root for b in (src_build, dst_build) if b.root != Path("/")]
         run_parent = (chrooted[0] / "tmp") if chrooted else Path(tempfile.gettempdir())
+    for build in (src_build, dst_build):
+        if build.root != Path("/") and not Path(run_parent).resolve().is_relative_to(build.root):
+            raise ValueError(
+                f"run directory {run_parent} is outside {build.name}'s root {build.root}"
+            )
     run_dir = Path(tempfile.mkdtemp(prefix="gt-", dir=run_parent))
     os.chmod(run_dir, 0o700)
     procs: list[_Qemu] = []
