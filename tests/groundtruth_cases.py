@@ -344,44 +344,7 @@ _CRYPTO = (
     "blocker.*: virtio-crypto is unmigratable (hw/virtio/virtio-crypto.c, "
     "vmstate_virtio_crypto .unmigratable = 1, 7.2 and 10.0): not in the blocker catalog"
 )
-KNOWN_GAPS: dict[str, str] = {
-    "dev-sga/7.2-10.0": _DEVICE_TYPE,
-    "dev-sga/10.0-7.2": _SOURCE_TYPE,
-    "dev-qxl-vga/7.2-10.0": _DEVICE_TYPE,
-    "dev-qxl-vga/10.0-7.2": _SOURCE_TYPE,
-    "dev-igb/7.2-10.0": _SOURCE_TYPE,
-    "dev-igb/10.0-7.2": _DEVICE_TYPE,
-    "dev-vmclock/7.2-10.0": _SOURCE_TYPE,
-    "dev-vmclock/10.0-7.2": _DEVICE_TYPE,
-    "blk-virtio-sound/7.2-10.0": _SOURCE_TYPE,
-    "blk-virtio-sound/10.0-7.2": _DEVICE_TYPE,
-    "prop-host-uso/7.2-10.0": _SOURCE_PROP,
-    "prop-host-uso/10.0-7.2": _PROPERTY,
-    "prop-e1000-mitigation/7.2-10.0": _PROPERTY,
-    "prop-e1000-mitigation/10.0-7.2": _SOURCE_PROP,
-    "prop-blk-scsi/7.2-10.0": _PROPERTY,
-    "prop-blk-scsi/10.0-7.2": _SOURCE_PROP,
-    "prop-xhci-msix/7.2-10.0": _SOURCE_PROP,
-    "prop-xhci-msix/10.0-7.2": _PROPERTY,
-    "prop-balloon-vectors/7.2-10.0": _SOURCE_PROP,
-    "prop-balloon-vectors/10.0-7.2": _PROPERTY,
-    "prop-rootport-native-hotplug/7.2-10.0": _PROPERTY,
-    "prop-rootport-native-hotplug/10.0-7.2": _SOURCE_PROP,
-    "dev-serial-panic/7.2-10.0": _PVPANIC,
-    "dev-serial-panic/10.0-7.2": _PVPANIC,
-    "blk-virtio-crypto/7.2-10.0": _CRYPTO,
-    "blk-virtio-crypto/10.0-7.2": _CRYPTO,
-    "cpu-kvm-host/7.2-10.0": "kvm.*: -cpu host cannot start on this nested-PVM host "
-    "(IA32_ARCH_CAPABILITIES MSR write refused); the facts do not record it",
-    "cpu-kvm-host-noarch/7.2-10.0": "cpu.passthrough: -cpu host must expand to the same "
-    "features on both builds, not a superset (10.0 adds erms, fsrm, ...)",
-    "cpu-tcg-max/7.2-10.0": "cpu.* under TCG: -cpu max is QEMU's own feature set per build, "
-    "which differs between 7.2 and 10.0 (issue 21 section 3)",
-    "cpu-tcg-EPYC/7.2-10.0": "cpu.* under TCG: a named model's TCG-filtered features differ "
-    "per build (10.0 TCG implements more of EPYC)",
-    "cpu-tcg-EPYC/10.0-7.2": "cpu.* under TCG: a named model's TCG-filtered features differ "
-    "per build",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def builds(root: Path) -> dict[str, object]:

@@ -183,6 +183,23 @@ def check_property(ctx: Context) -> list[Finding]:
         sprops = src.device_props(dev.driver) if src is not None else None
         for prop in sorted(set(dev.props) - NOT_PROPERTIES):
             checked += 1
+            if prop in dprops and src is not None and sprops is not None and prop not in sprops:
+                # The source would refuse this line at start (same qom/object.c path): the
+                # guest cannot be running there as described, so nothing is proven.
+                findings.append(
+                    Finding(
+                        cid,
+                        Status.FAIL,
+                        f"{_label(dev)}: property {prop} does not exist in the source QEMU "
+                        f"{src.version} (build {src.key}): the guest cannot be running there "
+                        "with this command line",
+                        source=None,
+                        destination=f"{prop}={_shown(dev.props[prop])}",
+                        fix="compare with the running guest's real command line "
+                        "(pair --vm NAME reads it from the source)",
+                    )
+                )
+                continue
             if prop in dprops:
                 continue
             if sprops is not None and prop not in sprops:
