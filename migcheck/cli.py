@@ -33,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # never put keys or passwords on screen
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

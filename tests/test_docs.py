@@ -51,3 +51,26 @@ def test_readme_check_table_is_generated_from_the_registry():
 
     readme = (ROOT / "README.md").read_text()
     assert readme_with_checks(readme) == readme, "run: python -m migcheck.docgen --readme"
+
+
+def test_fast_help_is_what_the_cli_prints():
+    """migcheck.entry answers --help from a generated copy; it must equal the real one."""
+    from migcheck._help import HELP
+    from migcheck.docgen import framework_help
+
+    assert framework_help() == HELP, "run: python -m migcheck.docgen --help-text"
+
+
+def test_entry_point_fast_paths(monkeypatch, capsys):
+    import pytest
+
+    from migcheck import __version__, entry
+    from migcheck._help import HELP
+
+    monkeypatch.setenv("COLUMNS", "100")
+    for args, expected in ((["-h"], HELP), (["--help"], HELP), (["--version"], __version__)):
+        monkeypatch.setattr("sys.argv", ["migcheck", *args])
+        with pytest.raises(SystemExit) as done:
+            entry.main()
+        assert done.value.code == 0
+        assert expected in capsys.readouterr().out
