@@ -173,12 +173,32 @@ def test_device_and_global_naming_a_default_driver_clear_that_default() -> None:
     assert drivers(parse("qemu -device VGA"), origin="default VGA") == []
 
 
+def test_distribution_machine_types_keep_their_family() -> None:
+    # libvirt's RHEL guests: -nodefaults and a pflash -drive; nothing version-dependent.
+    spec = parse("qemu -M pc-q35-rhel9.6.0 -nodefaults -drive if=pflash,file=x.fd -nic user")
+    (gap,) = spec.device_gaps  # -nic without model= takes the version-dependent default
+    assert "default NIC model of machine type pc-q35-rhel9.6.0" in gap
+    spec = parse("qemu -M pc-q35-rhel9.6.0 -nodefaults -drive if=pflash,file=x.fd")
+    assert (drivers(spec), spec.device_gaps) == ([], [])
+    spec = parse("qemu -M pc-q35-noble -nodefaults -nic user,model=virtio")
+    assert (drivers(spec), spec.device_gaps) == (["virtio-net-pci"], [])
+    # Without -nodefaults the default NIC model (e1000 up to pc-q35-2.11) is a guess.
+    spec = parse("qemu -M pc-q35-rhel9.6.0")
+    assert any("default NIC" in gap for gap in spec.device_gaps)
+    assert any("default VGA" in gap for gap in parse("qemu -M pc-i440fx-rhel7.6.0").device_gaps)
+
+
 def test_machine_none_and_unmodelled_machines() -> None:
     assert drivers(parse("qemu -machine none -nic user")) == []
     spec = parse("qemu -machine microvm")
     assert spec.device_gaps and "microvm" in spec.device_gaps[0]
     assert parse("qemu -machine microvm -nodefaults").device_gaps == []
-    assert parse("qemu-system-aarch64 -M virt -nodefaults").device_gaps
+    assert parse("qemu-system-aarch64 -M virt").device_gaps  # defaults of another target
+    spec = parse("qemu-system-aarch64 -M virt -nodefaults -device virtio-net-pci")
+    assert (drivers(spec), spec.device_gaps) == (["virtio-net-pci"], [])
+    spec = parse("qemu-system-s390x -M s390-ccw-virtio -nodefaults -device virtio-net")
+    assert drivers(spec) == ["virtio-net"]  # virtio-net-ccw there: not guessed
+    assert spec.device_gaps and "target s390x" in spec.device_gaps[0]
 
 
 # --------------------------------------------------------------------------- networks
