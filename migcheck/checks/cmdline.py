@@ -15,7 +15,8 @@ from migcheck.checks.registry import check
 @check(
     "cmdline.readconfig",
     reads=(),
-    summary="every -readconfig file of the command line was read, so its devices are judged",
+    summary="(unknown) a `-readconfig FILE` could not be read or parsed, so the devices it "
+    "defines cannot be judged (a relative path is looked up beside the command line file)",
 )
 def check_readconfig(ctx: Context) -> list[Finding]:
     cid = "cmdline.readconfig"
@@ -42,7 +43,9 @@ def check_readconfig(ctx: Context) -> list[Finding]:
 @check(
     "cmdline.devices",
     reads=(),
-    summary="migcheck models every device the command line creates",
+    summary="(unknown) the command line creates devices migcheck does not model: machine types "
+    "other than `pc`/`q35`/`none` without `-nodefaults`, other targets, `-drive if=scsi`, "
+    "`-audio model=`, a version-dependent default of a distribution machine type",
 )
 def check_devices(ctx: Context) -> list[Finding]:
     gaps = ctx.vm.device_gaps
