@@ -15,8 +15,10 @@ from migcheck.checks.registry import check
 @check(
     "cmdline.readconfig",
     reads=(),
-    summary="(unknown) a `-readconfig FILE` could not be read or parsed, so the devices it "
-    "defines cannot be judged (a relative path is looked up beside the command line file)",
+    summary=(
+        "(unknown) a `-readconfig FILE` could not be read or parsed, so the devices it "
+        "defines are not judged (a relative path is looked up beside the command line file)"
+    ),
 )
 def check_readconfig(ctx: Context) -> list[Finding]:
     cid = "cmdline.readconfig"
@@ -43,9 +45,11 @@ def check_readconfig(ctx: Context) -> list[Finding]:
 @check(
     "cmdline.devices",
     reads=(),
-    summary="(unknown) the command line creates devices migcheck does not model: machine types "
-    "other than `pc`/`q35`/`none` without `-nodefaults`, other targets, `-drive if=scsi`, "
-    "`-audio model=`, a version-dependent default of a distribution machine type",
+    summary=(
+        "(unknown) the command line creates devices migcheck does not model (machine types "
+        "other than `pc`/`q35`/`none` without `-nodefaults`, `-drive if=scsi`, "
+        "`-audio model=`, other targets)"
+    ),
 )
 def check_devices(ctx: Context) -> list[Finding]:
     gaps = ctx.vm.device_gaps
