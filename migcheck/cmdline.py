@@ -795,7 +795,7 @@ def _sniff(text: str, source: str) -> str:
                 f"{_oneline(source)}: looks like JSON, not a QEMU command line "
                 "(a facts or report file? --cmdline takes the QEMU command line as text)"
             )
-    return text
+    return text.removeprefix("\ufeff")  # an editor's byte order mark is not the binary
 
 
 def parse_cmdline(

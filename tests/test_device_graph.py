@@ -411,6 +411,12 @@ def test_input_that_is_not_a_command_line_exits_2(tmp_path: Path, content: str, 
     assert str(path) in result.output and says in result.output
 
 
+def test_byte_order_mark_is_not_part_of_the_binary(tmp_path: Path) -> None:
+    path = tmp_path / "vm.cmdline"
+    path.write_bytes("\ufeffqemu-system-x86_64 -M q35 -nodefaults\n".encode())
+    assert load_cmdline(str(path)).binary == "qemu-system-x86_64"
+
+
 def test_nul_separated_argv_is_read(tmp_path: Path) -> None:
     argv = [
         "/usr/bin/qemu-system-x86_64",
