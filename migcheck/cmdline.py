@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migcheck.devicegraph import FRONTEND_OPTIONS, canonical_driver, complete_devices
+from migcheck.devicegraph import (
+    FRONTEND_OPTIONS,
+    X86_64_ALIASES,
+    binary_target,
+    canonical_driver,
+    complete_devices,
+)
 from migcheck.errors import InputError
 from migcheck.redact import redact_text
 from migcheck.vm import (
@@ -323,6 +329,7 @@ class _Parsed:
     # (JSON -device/-netdev are not QemuOpts, so qemu_set_option() cannot find them).
     settable: dict[tuple[str, str], Device | Netdev] = field(default_factory=dict)
     fragment: bool = False  # a part of a command line (libvirt's <qemu:commandline>)
+    x86: bool = True  # the binary's target is x86 (whose -device aliases are modelled)
     device_ids: set[str] = field(default_factory=set)
 
 
@@ -511,12 +518,25 @@ def _definition(ctx: _Context, kind_key: str) -> tuple[str, str | None, dict[str
     return kind, ident, props
 
 
+def _driver(state: _Parsed, written: str) -> str:
+    """The canonical type of a -device driver name; on targets whose aliases migcheck does
+    not model an alias stays as written and the device list is marked incomplete."""
+    if state.x86:
+        return canonical_driver(written)
+    if written in X86_64_ALIASES:
+        state.spec.device_gaps.append(
+            f"-device {written}: an alias whose type on target "
+            f"{binary_target(state.spec.binary)} is not modelled"
+        )
+    return written
+
+
 def _handle_device(state: _Parsed, ctx: _Context) -> None:
     driver, ident, props = _definition(ctx, "driver")
     if ident is not None and ident in state.device_ids:
         # qdev_set_id() (hw/core/qdev.c) / qemu_opts_create(): "Duplicate ID".
         raise ctx.fail(f"duplicate device id {_oneline(ident)!r} (QEMU refuses it)")
-    device = Device(canonical_driver(driver), ident, props, ctx.option.span)
+    device = Device(_driver(state, driver), ident, props, ctx.option.span)
     state.spec.devices.append(device)
     if ident is not None:
         state.device_ids.add(ident)
@@ -555,7 +575,7 @@ def _handle_set(state: _Parsed, ctx: _Context) -> None:
             "(QEMU refuses the command line: -set applies to options already given)"
         )
     if isinstance(target, Device) and prop == "driver":
-        target.driver = canonical_driver(value)
+        target.driver = _driver(state, value)
     elif isinstance(target, Netdev) and prop == "type":
         target.type = value
     elif prop != "id":
@@ -672,7 +692,7 @@ def _handle_readconfig(state: _Parsed, ctx: _Context) -> None:
         props: dict[str, Any] = dict(raw)
         ident = props.pop("id", None)
         if group == "device":
-            device = Device(canonical_driver(props.pop("driver")), ident, props, span, origin)
+            device = Device(_driver(state, props.pop("driver")), ident, props, span, origin)
             spec.devices.append(device)
             if ident is not None:
                 state.settable[("device", ident)] = device
@@ -775,7 +795,7 @@ def _sniff(text: str, source: str) -> str:
                 f"{_oneline(source)}: looks like JSON, not a QEMU command line "
                 "(a facts or report file? --cmdline takes the QEMU command line as text)"
             )
-    return text
+    return text.removeprefix("\ufeff")  # an editor's byte order mark is not the binary
 
 
 def parse_cmdline(
@@ -816,7 +836,7 @@ def parse_cmdline(
     spec = VmSpec(
         source=source, binary=binary, env=env, positional=positional, text=text, base_dir=base_dir
     )
-    state = _Parsed(spec, fragment=not defaults)
+    state = _Parsed(spec, fragment=not defaults, x86=binary_target(binary) in ("x86_64", "i386"))
     for word, option in options:
         spec.options.append(option)
         handler = _HANDLERS.get(option.name)

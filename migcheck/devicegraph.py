@@ -142,6 +142,13 @@ def canonical_driver(name: str) -> str:
     return X86_64_ALIASES.get(name, name)
 
 
+def binary_target(binary: str | None) -> str:
+    """The QEMU target a binary emulates: ``qemu-system-aarch64`` -> ``aarch64``. Names
+    that do not say (``qemu-kvm``, ``kvm``, none) are taken as x86_64."""
+    m = re.fullmatch(r"qemu-system-([A-Za-z0-9_]+)(?:\.exe)?", (binary or "").rsplit("/", 1)[-1])
+    return m.group(1) if m else "x86_64"
+
+
 @dataclass(frozen=True)
 class MachineModel:
     """What a machine type creates by default (hw/i386/pc_piix.c, pc_q35.c)."""
@@ -170,16 +177,15 @@ def machine_model(machine: str | None) -> MachineModel | str:
         # code, so -nic/-net nic/-vga make no device either.
         return MachineModel("none", asked, None, None, None, False, False, False, False, 1)
     if name in ("q35",) or name.startswith("pc-q35-"):
-        if name != "q35" and version is None:
-            return f"machine type {asked} has no upstream version migcheck can read"
+        # A versionless distribution type (pc-q35-rhel9.6.0, pc-q35-noble) keeps version
+        # None: the family's defaults hold, and the version-dependent ones are flagged
+        # where a guest gets them (_version_dependent()).
         # pc_q35.c pc_q35_machine_options(): default_nic_model "e1000e", no_floppy,
         # default_display "std", units_per_default_bus 1; pc_q35_2_11_machine_options()
         # goes back to "e1000" for 2.11 and older.
         nic = "e1000" if version is not None and version < (2, 12) else "e1000e"
         return MachineModel("q35", asked, version, nic, "VGA", False, False, True, True, 1)
     if name == "pc" or name.startswith("pc-i440fx-") or re.fullmatch(r"pc-\d+\.\d+", name):
-        if name != "pc" and version is None:
-            return f"machine type {asked} has no upstream version migcheck can read"
         # pc_piix.c pc_i440fx_machine_options(): default_nic_model "e1000",
         # default_display "std"; pc_i440fx_2_1_machine_options() sets default_display
         # NULL, so softmmu/vl.c get_default_vga_model() picks cirrus (built in Debian).
@@ -240,6 +246,17 @@ def _hub_port(g: _Graph) -> str:
     return name
 
 
+def _version_dependent(g: _Graph, what: str) -> None:
+    """A default that changed between machine versions, on a type whose upstream version
+    migcheck cannot read (``pc-q35-rhel9.6.0``): the device is a guess, so say so."""
+    assert g.model is not None
+    if g.model.version is None and g.model.name not in ("pc", "q35", "(default machine)"):
+        g.gaps.append(
+            f"{what} of machine type {g.model.name} depends on its upstream version, "
+            "which migcheck cannot read from the name"
+        )
+
+
 def _nic_model(model: str | None, g: _Graph) -> str | None:
     # hw/pci/pci.c pci_nic_init_nofail(): "virtio" means virtio-net-pci; any other model
     # must be a PCI NIC type name as written (no -device aliases).
@@ -247,7 +264,11 @@ def _nic_model(model: str | None, g: _Graph) -> str | None:
         return "virtio-net-pci"
     if model is not None:
         return model
-    return g.model.default_nic if g.model else None
+    if g.model is None:
+        return None
+    if g.model.family == "q35":
+        _version_dependent(g, "the default NIC model")  # e1000 up to pc-q35-2.11
+    return g.model.default_nic
 
 
 def _handle_nic(g: _Graph, opt: Option) -> None:
@@ -433,7 +454,11 @@ def complete_devices(vm: VmSpec) -> None:
     """Add to ``vm.devices`` every device the command line creates besides ``-device``.
 
     Called once by the command-line parser after every option is read."""
-    raw = machine_model(vm.machine.type)
+    target = binary_target(vm.binary)
+    if target in ("x86_64", "i386"):
+        raw = machine_model(vm.machine.type)
+    else:
+        raw = f"the default devices of target {target} are not modelled"
     nodefaults = any(o.name == "nodefaults" for o in vm.options)
     model = raw if isinstance(raw, MachineModel) else None
     g = _Graph(vm, model)
@@ -444,10 +469,6 @@ def complete_devices(vm: VmSpec) -> None:
     for device in vm.devices:
         if device.driver in DEFAULT_LIST:
             g.disabled.add(DEFAULT_LIST[device.driver])
-    binary = (vm.binary or "").rsplit("/", 1)[-1]
-    m = re.match(r"qemu-system-(.+)$", binary)
-    if m and m.group(1) not in ("x86_64", "i386"):
-        g.gaps.append(f"target {m.group(1)}: device aliases and defaults are modelled for x86_64")
     for opt in vm.options:
         if opt.name == "readconfig":
             for rc in vm.readconfigs:
@@ -532,6 +553,8 @@ def _vga(g: _Graph, has_defaults: bool) -> None:
             g.add(driver, f"-vga {name}", span, False)
         return
     if has_defaults and g.default_vga and "vga" not in g.disabled and g.model.default_vga:
+        if g.model.family == "pc":
+            _version_dependent(g, "the default VGA")  # cirrus-vga up to pc-i440fx-2.1
         g.add(g.model.default_vga, "default VGA", None, True)
 
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -172,12 +173,32 @@ def test_device_and_global_naming_a_default_driver_clear_that_default() -> None:
     assert drivers(parse("qemu -device VGA"), origin="default VGA") == []
 
 
+def test_distribution_machine_types_keep_their_family() -> None:
+    # libvirt's RHEL guests: -nodefaults and a pflash -drive; nothing version-dependent.
+    spec = parse("qemu -M pc-q35-rhel9.6.0 -nodefaults -drive if=pflash,file=x.fd -nic user")
+    (gap,) = spec.device_gaps  # -nic without model= takes the version-dependent default
+    assert "default NIC model of machine type pc-q35-rhel9.6.0" in gap
+    spec = parse("qemu -M pc-q35-rhel9.6.0 -nodefaults -drive if=pflash,file=x.fd")
+    assert (drivers(spec), spec.device_gaps) == ([], [])
+    spec = parse("qemu -M pc-q35-noble -nodefaults -nic user,model=virtio")
+    assert (drivers(spec), spec.device_gaps) == (["virtio-net-pci"], [])
+    # Without -nodefaults the default NIC model (e1000 up to pc-q35-2.11) is a guess.
+    spec = parse("qemu -M pc-q35-rhel9.6.0")
+    assert any("default NIC" in gap for gap in spec.device_gaps)
+    assert any("default VGA" in gap for gap in parse("qemu -M pc-i440fx-rhel7.6.0").device_gaps)
+
+
 def test_machine_none_and_unmodelled_machines() -> None:
     assert drivers(parse("qemu -machine none -nic user")) == []
     spec = parse("qemu -machine microvm")
     assert spec.device_gaps and "microvm" in spec.device_gaps[0]
     assert parse("qemu -machine microvm -nodefaults").device_gaps == []
-    assert parse("qemu-system-aarch64 -M virt -nodefaults").device_gaps
+    assert parse("qemu-system-aarch64 -M virt").device_gaps  # defaults of another target
+    spec = parse("qemu-system-aarch64 -M virt -nodefaults -device virtio-net-pci")
+    assert (drivers(spec), spec.device_gaps) == (["virtio-net-pci"], [])
+    spec = parse("qemu-system-s390x -M s390-ccw-virtio -nodefaults -device virtio-net")
+    assert drivers(spec) == ["virtio-net"]  # virtio-net-ccw there: not guessed
+    assert spec.device_gaps and "target s390x" in spec.device_gaps[0]
 
 
 # --------------------------------------------------------------------------- networks
@@ -390,6 +411,12 @@ def test_input_that_is_not_a_command_line_exits_2(tmp_path: Path, content: str, 
     assert str(path) in result.output and says in result.output
 
 
+def test_byte_order_mark_is_not_part_of_the_binary(tmp_path: Path) -> None:
+    path = tmp_path / "vm.cmdline"
+    path.write_bytes("\ufeffqemu-system-x86_64 -M q35 -nodefaults\n".encode())
+    assert load_cmdline(str(path)).binary == "qemu-system-x86_64"
+
+
 def test_nul_separated_argv_is_read(tmp_path: Path) -> None:
     argv = [
         "/usr/bin/qemu-system-x86_64",
@@ -548,27 +575,33 @@ def qmpdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _qmp(sock: Path, commands: list[dict[str, object]]) -> list[dict[str, object]]:
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.settimeout(30)
-    client.connect(str(sock))
-    reader = client.makefile("r")
-    json.loads(reader.readline())  # greeting
-    answers = []
-    for command in commands:
-        client.sendall(json.dumps(command).encode() + b"\n")
+class _Qmp:
+    """A minimal QMP client: one command at a time, events skipped."""
+
+    def __init__(self, sock: Path) -> None:
+        self.client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.client.settimeout(30)
+        self.client.connect(str(sock))
+        self.reader = self.client.makefile("r")
+        json.loads(self.reader.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name: str, **arguments: object) -> object:
+        message: dict[str, object] = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        self.client.sendall(json.dumps(message).encode() + b"\n")
         while True:
-            reply = json.loads(reader.readline())
-            if "return" in reply or "error" in reply:
-                answers.append(reply)
-                break
-    client.close()
-    return answers
+            reply = json.loads(self.reader.readline())
+            if "error" in reply:
+                raise AssertionError(f"QMP {name}: {reply['error']}")
+            if "return" in reply:
+                return reply["return"]
 
 
-def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> tuple[Counter[str], str]:
-    """Start QEMU ``build`` in ``workdir`` with ``args`` paused, and count the device types
-    of its qtree."""
+@contextmanager
+def qemu_session(build: str, args: list[str], workdir: Path) -> Iterator[_Qmp]:
+    """QEMU ``build`` started in ``workdir`` with ``args``, paused, with a QMP client."""
     sock = workdir / f"qmp-{build}-{time.monotonic_ns()}.sock"
     inside = "/" + str(sock.relative_to(CHROOT)) if build == "10.0" else str(sock)
     qmp = ["-S", "-qmp", f"unix:{inside},server=on,wait=off"]
@@ -592,24 +625,22 @@ def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> tuple[Counte
                 raise AssertionError(f"QEMU {build} refused {args}: {proc.stderr.read()}")
             assert time.monotonic() < deadline, f"QEMU {build} did not open its QMP socket"
             time.sleep(0.05)
-        _, tree, _ = _qmp(
-            sock,
-            [
-                {"execute": "qmp_capabilities"},
-                {
-                    "execute": "human-monitor-command",
-                    "arguments": {"command-line": "info qtree"},
-                },
-                {"execute": "quit"},
-            ],
-        )
+        client = _Qmp(sock)
+        yield client
+        client.client.sendall(b'{"execute": "quit"}\n')
     finally:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    text = str(tree["return"])
+
+
+def qemu_qtree_types(build: str, args: list[str], workdir: Path) -> tuple[Counter[str], str]:
+    """Start QEMU ``build`` in ``workdir`` with ``args`` paused, and count the device types
+    of its qtree."""
+    with qemu_session(build, args, workdir) as qmp:
+        text = str(qmp.cmd("human-monitor-command", **{"command-line": "info qtree"}))
     types = Counter(
         line.split("dev: ", 1)[1].split(",", 1)[0] for line in text.splitlines() if "dev: " in line
     )
@@ -774,3 +805,76 @@ def test_portable_switches_a_nic_offload_off_with_global() -> None:
         "virtio-net-pci.guest_uso6=off",
     }
     assert all(c.option == "global" for c in result.changes)
+
+
+NET_BASE = (
+    "qemu-system-x86_64 -machine pc-q35-8.2 -accel kvm -cpu pentium3 -m 512 -nodefaults "
+    "-display none "
+)
+
+
+@pytest.mark.parametrize(
+    ("network", "verdict"),
+    [
+        ("-netdev tap,id=n0 -device virtio-net,netdev=n0", Verdict.UNSAFE),
+        ("-netdev bridge,id=n0,br=br0 -device virtio-net-pci,netdev=n0", Verdict.UNSAFE),
+        ("-nic tap,model=virtio", Verdict.UNSAFE),
+        ("-net nic,model=virtio,netdev=n0 -netdev tap,id=n0", Verdict.UNSAFE),
+        ("-readconfig net.cfg", Verdict.UNSAFE),
+        (
+            "-netdev tap,id=n0 -device e1000,id=d0,netdev=n0 -set device.d0.driver=virtio-net",
+            Verdict.UNSAFE,
+        ),
+        ("-netdev tap,id=n0,vnet_hdr=off -device virtio-net,netdev=n0", Verdict.SAFE),
+        ("-net nic,model=virtio -net tap", Verdict.SAFE),
+        ("-readconfig missing.cfg", Verdict.UNKNOWN),
+    ],
+)
+def test_pair_verdict_follows_every_way_a_nic_is_made(
+    tmp_path: Path, network: str, verdict: Verdict
+) -> None:
+    """A guest started where the tap takes USO (Linux 6.8) cannot move to Linux 6.1 when
+    its virtio-net NIC negotiates it: whichever option created the NIC."""
+    from test_portable import uso_hosts
+
+    (tmp_path / "net.cfg").write_text(
+        '[netdev "n0"]\n  type = "tap"\n[device]\n  driver = "virtio-net"\n  netdev = "n0"\n'
+    )
+    spec = parse(NET_BASE + network, base_dir=str(tmp_path))
+    hosts = uso_hosts()
+    assert check_pair(spec, hosts[0], hosts[1]).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        "-netdev tap,id=n0,ifname={tap},script=no,downscript=no -device virtio-net,netdev=n0",
+        "-nic tap,ifname={tap},script=no,downscript=no,model=virtio",
+        "-netdev tap,id=n0,ifname={tap},script=no,downscript=no,vnet_hdr=off "
+        "-device virtio-net-pci,netdev=n0",
+        "-net nic,model=virtio -net tap,ifname={tap},script=no,downscript=no",
+        "-net nic,model=virtio,netdev=n0 -netdev tap,id=n0,ifname={tap},script=no,downscript=no",
+    ],
+)
+def test_tap_offload_rule_matches_real_virtio_features(network: str, qmpdir: Path) -> None:
+    """What the dependency rule calls "tap" is exactly where QEMU 7.2 offers the tap's
+    kernel offloads (VIRTIO_NET_F_HOST_TSO4) to the guest: not through hub 0, not with
+    vnet_hdr=off. (The chroot's QEMU 10.0 has no /dev/net/tun to open a tap.)"""
+    require(os.path.exists("/dev/net/tun") and os.geteuid() == 0, "needs root and /dev/net/tun")
+    from migcheck.dependencies import _netdev_type
+
+    args = shlex.split(network.format(tap=f"dgt{os.getpid() % 100000}"))
+    args += ["-M", "q35", "-nodefaults", "-display", "none"]
+    spec = parse(shlex.join(["qemu-system-x86_64", *args]))
+    (nic,) = spec.devices
+    rule_says_tap = _netdev_type(spec, nic) == "tap"
+    with qemu_session("7.2", args, qmpdir) as qmp:
+        (virtio,) = [
+            v["path"]
+            for v in qmp.cmd("x-query-virtio")  # type: ignore[union-attr]
+            if v["name"] == "virtio-net"
+        ]
+        status = qmp.cmd("x-query-virtio-status", path=virtio)
+    features = status["host-features"]["dev-features"]  # type: ignore[index]
+    offered = any(f.startswith("VIRTIO_NET_F_HOST_TSO4") for f in features)
+    assert rule_says_tap is offered, (network, features)
