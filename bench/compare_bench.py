@@ -554,7 +554,7 @@ class Bench:
         def clean() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
-        gather = ["gather", *names, "-F", str(cfg), "-o", str(out), "--jobs", str(jobs)]
+        gather = ["gather", *names, "-F", str(cfg), "--out-dir", str(out), "--jobs", str(jobs)]
         inv = write_inventory(self.tmp / f"inventory-{n}.ini", names)
         env = ansible_env(self.tmp, cfg)
         setup = Cmd(

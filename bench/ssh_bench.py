@@ -90,7 +90,7 @@ def main() -> None:
                             *names,
                             "-F",
                             str(alias_cfg),
-                            "-o",
+                            "--out-dir",
                             str(out),
                             "--jobs",
                             str(args.jobs),

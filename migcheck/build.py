@@ -339,6 +339,13 @@ def received(doc: Any, origin: str) -> BuildData:
     return build
 
 
+def _plain(value: Any) -> Any:
+    """A lazily decoded section (LazySection) written out as the object it stands for."""
+    if isinstance(value, Mapping):
+        return {k: value[k] for k in value}
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
 def write_build(build: BuildData, directory: Path, replace: bool = False) -> Path:
     """Write ``directory/KEY.json`` atomically. An existing file is kept unless ``replace``
     (what a probe just sent replaces what an older probe recorded of the same build)."""
@@ -348,7 +355,8 @@ def write_build(build: BuildData, directory: Path, replace: bool = False) -> Pat
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{build.key}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        tmp.write_text(json.dumps(build.doc, sort_keys=True, separators=(",", ":")) + "\n")
+        text = json.dumps(build.doc, sort_keys=True, separators=(",", ":"), default=_plain)
+        tmp.write_text(text + "\n")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

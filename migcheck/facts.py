@@ -538,6 +538,12 @@ class Facts:
             return why
         q = self.qemu or {}
         build = q.get("build")
+        assumed = (self.doc.get("assumed") or {}).get("qemu")
+        if build is None and assumed:
+            return (
+                f"QEMU {assumed} is assumed (--assume): what that build can build is not "
+                "known until a host running it is gathered"
+            )
         if build is None:
             return "the facts record no QEMU build (gathered before migcheck stored build data)"
         if isinstance(build, Mapping) and "error" in build:

@@ -90,6 +90,7 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         others = [m for m in qemu.get("machines", []) if _machine_key(m.get("name", "")) is None]
         qemu["machines"] = machines + others
         qemu["version"] = value
+        qemu.pop("build", None)  # the assumed release's build data is not known
         # Another QEMU is another build: its device schema is not known (unknown, not pass).
         qemu.pop("build", None)
         doc["qemu"] = qemu

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +32,17 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """The probe cache lives in XDG_CACHE_HOME: give the test session its own, so tests
     never read an operator's cache or each other's leftovers across sessions."""
     old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    # The local build store holds the builds of the project's own captures, as an operator's
+    # does after gathering those hosts: facts derived from a fixture (a changed kernel, an
+    # assumed OS) still find their QEMU build. Tests of a missing build use their own store.
+    store = cache / "migcheck" / "qemu-builds"
+    store.mkdir(parents=True)
+    for build in (Path(__file__).resolve().parents[1] / "fixtures/hosts/qemu-builds").glob(
+        "*.json"
+    ):
+        shutil.copy(build, store / build.name)
     yield
     if old is None:
         os.environ.pop("XDG_CACHE_HOME", None)

@@ -98,7 +98,7 @@ def run_cli(*args: str, wrapper: list[str] | None = None, timeout: float = 300) 
 
 def gather_cli(lab, *hosts: str, out: Path, timeout: float, extra: tuple[str, ...] = ()):
     """``migcheck gather HOSTS -F <lab config> -o OUT --timeout T``; (result, wall seconds)."""
-    args = ["gather", *hosts, "-F", str(lab.ssh_config), "-o", str(out)]
+    args = ["gather", *hosts, "-F", str(lab.ssh_config), "--out-dir", str(out)]
     result = run_cli(*args, "--timeout", f"{timeout:g}", *extra)
     return result, result.seconds
 
@@ -559,7 +559,7 @@ def test_hundred_concurrent_hosts_against_max_startups(flab, tmp_path: Path, rec
     counts = tmp_path / "attempts.json"
     out = tmp_path / "out"
     timeout = 30
-    args = ["gather", *names, "-F", str(cfg), "-o", str(out), "--jobs", "100"]
+    args = ["gather", *names, "-F", str(cfg), "--out-dir", str(out), "--jobs", "100"]
     result = run_cli(
         str(counts), *args, "--timeout", str(timeout),
         wrapper=[sys.executable, "-c", _COUNTING_CLI],

@@ -152,7 +152,8 @@ def test_gating_checks_are_registered():
     assert {"machine.type", "cpu.model", "accel.kvm"} <= gates
 
 
-def test_fleet_key_ignores_fields_no_check_reads():
+def test_fleet_key_ignores_fields_no_check_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty local build store
     base = fixture_facts(HOSTS[0])
     doc = copy.deepcopy(dict(base.doc))
     doc["host"] = {"name": "elsewhere"}

@@ -82,7 +82,9 @@ def test_pair_over_ssh_equals_pair_on_saved_facts(hosts, cmdline: str, tmp_path:
 
 def test_gather_three_hosts_each_its_own(hosts, tmp_path: Path):
     out = tmp_path / "facts"
-    result = run("gather", "s-old", "s-new", "s-real", "-F", str(hosts.ssh_config), "-o", str(out))
+    result = run(
+        "gather", "s-old", "s-new", "s-real", "-F", str(hosts.ssh_config), "--out-dir", str(out)
+    )
     assert result.exit_code == 0, result.stderr
     docs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert sorted(docs) == ["s-new", "s-old", "s-real"]
@@ -98,7 +100,7 @@ def test_gather_three_hosts_each_its_own(hosts, tmp_path: Path):
 def test_proxyjump_through_a_shared_bastion(hosts, tmp_path: Path):
     bastion = hosts.add_bastion("s-bastion")
     cfg = hosts.ssh_config_via("s-bastion", "s-old", "s-new")
-    result = run("gather", "s-old", "s-new", "-F", str(cfg), "-o", str(tmp_path))
+    result = run("gather", "s-old", "s-new", "-F", str(cfg), "--out-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "s-old.json").is_file() and (tmp_path / "s-new.json").is_file()
     # Both targets went through one bastion connection (one login in the bastion's log).
@@ -113,7 +115,7 @@ def _config_with_known_hosts(lab, path: Path, known_hosts: Path) -> Path:
 def test_unknown_host_key_is_refused_with_the_fix(hosts, tmp_path: Path):
     known = hosts.known_hosts_without("s-old")
     cfg = _config_with_known_hosts(hosts, tmp_path / "cfg", known)
-    result = run("gather", "s-old", "-F", str(cfg), "-o", str(tmp_path / "out"))
+    result = run("gather", "s-old", "-F", str(cfg), "--out-dir", str(tmp_path / "out"))
     assert result.exit_code == 3
     assert "not known" in result.stderr and "ssh-keyscan" in result.stderr
     assert not list((tmp_path / "out").glob("*.json"))
@@ -127,7 +129,7 @@ def test_changed_host_key_is_refused_even_with_accept_new(hosts, tmp_path: Path)
     known.write_text(forged + "\n")
     cfg = _config_with_known_hosts(hosts, tmp_path / "cfg", known)
     for extra in ([], ["--accept-new-host-keys"]):
-        result = run("gather", "s-old", "-F", str(cfg), "-o", str(tmp_path / "o"), *extra)
+        result = run("gather", "s-old", "-F", str(cfg), "--out-dir", str(tmp_path / "o"), *extra)
         assert result.exit_code == 3
         assert "HOST KEY CHANGED" in result.stderr
         assert f"ssh-keygen -R '[127.0.0.1]:{old.port}'" in result.stderr
@@ -138,11 +140,13 @@ def test_accept_new_host_keys_records_the_key(hosts, tmp_path: Path):
     known = tmp_path / "known_hosts"
     known.write_text("")
     cfg = _config_with_known_hosts(hosts, tmp_path / "cfg", known)
-    first = run("gather", "s-old", "-F", str(cfg), "-o", str(tmp_path), "--accept-new-host-keys")
+    first = run(
+        "gather", "s-old", "-F", str(cfg), "--out-dir", str(tmp_path), "--accept-new-host-keys"
+    )
     assert first.exit_code == 0, first.stderr
     line = hosts.hosts["s-old"].known_hosts_line
     assert known.read_text().split() == line.split()
-    again = run("gather", "s-old", "-F", str(cfg), "-o", str(tmp_path))
+    again = run("gather", "s-old", "-F", str(cfg), "--out-dir", str(tmp_path))
     assert again.exit_code == 0, again.stderr
 
 
@@ -151,7 +155,7 @@ def test_auth_failure_is_exit_3_with_a_message(hosts, tmp_path: Path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     cfg = tmp_path / "cfg"
     cfg.write_text(hosts.ssh_config.read_text().replace(str(hosts.client_key), str(key)))
-    result = run("gather", "s-old", "-F", str(cfg), "-o", str(tmp_path / "o"))
+    result = run("gather", "s-old", "-F", str(cfg), "--out-dir", str(tmp_path / "o"))
     assert result.exit_code == 3
     assert "authentication failed" in result.stderr and str(key) in result.stderr
     assert "BEGIN OPENSSH PRIVATE KEY" not in result.stderr
@@ -162,7 +166,7 @@ def test_stalling_host_is_cut_off_while_others_succeed(hosts, tmp_path: Path):
     started = time.monotonic()
     result = run(
         "gather", "s-stall", "s-old", "s-new", "-F", str(hosts.ssh_config),
-        "-o", str(tmp_path), "--timeout", "3",
+        "--out-dir", str(tmp_path), "--timeout", "3",
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert result.exit_code == 3
@@ -184,7 +188,7 @@ def test_bad_probe_output_is_unknown_never_safe(hosts, kind: str, cmdline: str, 
 
 def test_remote_failure_reports_exit_status_and_stderr(hosts, tmp_path: Path):
     hosts.add_failing_host("s-fail", status=7, stderr="probe exploded: disk on fire")
-    result = run("gather", "s-fail", "-F", str(hosts.ssh_config), "-o", str(tmp_path))
+    result = run("gather", "s-fail", "-F", str(hosts.ssh_config), "--out-dir", str(tmp_path))
     assert result.exit_code == 3
     assert "exit 7" in result.stderr and "disk on fire" in result.stderr
 
@@ -193,7 +197,7 @@ def test_host_without_python(hosts, tmp_path: Path):
     empty = tmp_path / "not-python"
     empty.write_bytes(b"")
     hosts.add_host("s-nopy", qemu=None, extra={"/usr/bin/python3": empty})
-    result = run("gather", "s-nopy", "-F", str(hosts.ssh_config), "-o", str(tmp_path))
+    result = run("gather", "s-nopy", "-F", str(hosts.ssh_config), "--out-dir", str(tmp_path))
     assert result.exit_code == 3
     assert "no Python 3 on the host" in result.stderr
 
@@ -207,7 +211,7 @@ def test_user_input_never_reaches_the_remote_shell(hosts, tmp_path: Path):
     hostile_qemu = "/usr/bin/qemu; touch /tmp/migcheck-pwned; $(id) `id`"
     for sudo in ([], ["--sudo"]):
         result = run(
-            "gather", "root@s-rec", "-F", str(hosts.ssh_config), "-o", str(tmp_path),
+            "gather", "root@s-rec", "-F", str(hosts.ssh_config), "--out-dir", str(tmp_path),
             "--qemu", hostile_qemu, *sudo,
         )  # fmt: skip
         assert result.exit_code == 3
@@ -226,7 +230,9 @@ def test_sudo_without_password_prompt(hosts, tmp_path: Path):
     if not Path("/usr/bin/sudo").exists():
         pytest.skip("no /usr/bin/sudo to stand in for")
     hosts.add_host("s-sudo", qemu=None, extra={"/usr/bin/sudo": fake})
-    result = run("gather", "s-sudo", "-F", str(hosts.ssh_config), "-o", str(tmp_path), "--sudo")
+    result = run(
+        "gather", "s-sudo", "-F", str(hosts.ssh_config), "--out-dir", str(tmp_path), "--sudo"
+    )
     assert result.exit_code == 3
     assert "sudo needs a password" in result.stderr
 
@@ -235,7 +241,7 @@ def test_fan_out_over_fifty_aliases_of_one_sshd(lab, tmp_path: Path):
     target = lab.add_host("s-fan", qemu="9.1.0", max_startups="10:30:100")
     cfg = lab.alias_config(50, "s-fan", prefix="fan")
     names = [f"fan{i:03d}" for i in range(1, 51)]
-    result = run("gather", *names, "-F", str(cfg), "-o", str(tmp_path), "--jobs", "16")
+    result = run("gather", *names, "-F", str(cfg), "--out-dir", str(tmp_path), "--jobs", "16")
     assert result.exit_code == 0, result.stderr[-2000:]
     assert len(list(tmp_path.glob("*.json"))) == 50
     assert target.alive
@@ -251,7 +257,7 @@ def test_proxycommand_from_ssh_config(hosts, tmp_path: Path):
         f"  IdentityFile {hosts.client_key}\n  UserKnownHostsFile {hosts.known_hosts}\n"
         f"  ProxyCommand ssh -F {hosts.ssh_config} -W %h:%p s-bastion2\n"
     )
-    result = run("gather", "via-proxycommand", "-F", str(cfg), "-o", str(tmp_path / "o"))
+    result = run("gather", "via-proxycommand", "-F", str(cfg), "--out-dir", str(tmp_path / "o"))
     assert result.exit_code == 0, result.stderr
     doc = json.loads((tmp_path / "o" / "via-proxycommand.json").read_text())
     assert doc["kernel"]["release"] == "6.1.0-18-amd64"
@@ -270,7 +276,9 @@ def test_host_string_forms_with_identity_option(hosts, tmp_path: Path, form: str
     cfg = _bare_config(hosts, tmp_path)
     target = form.format(port=port)
     out = tmp_path / "o"
-    result = run("gather", target, "-F", str(cfg), "-i", str(hosts.client_key), "-o", str(out))
+    result = run(
+        "gather", target, "-F", str(cfg), "-i", str(hosts.client_key), "--out-dir", str(out)
+    )
     assert result.exit_code == 0, result.stderr
     (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
     assert doc["os"]["id"] == "ubuntu"
@@ -279,7 +287,7 @@ def test_host_string_forms_with_identity_option(hosts, tmp_path: Path, form: str
 def test_user_option_applies_when_host_has_none(hosts, tmp_path: Path):
     port = hosts.hosts["s-new"].port
     cfg = _bare_config(hosts, tmp_path)
-    args = ["-F", str(cfg), "-i", str(hosts.client_key), "-o", str(tmp_path / "o")]
+    args = ["-F", str(cfg), "-i", str(hosts.client_key), "--out-dir", str(tmp_path / "o")]
     ok = run("gather", f"127.0.0.1:{port}", "--user", "root", *args)
     assert ok.exit_code == 0, ok.stderr
     wrong = run("gather", f"127.0.0.1:{port}", "--user", "nobody-here", *args)
@@ -300,7 +308,7 @@ def test_keys_from_ssh_agent(hosts, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
         port = hosts.hosts["s-new"].port
         cfg = _bare_config(hosts, tmp_path)
-        result = run("gather", f"root@127.0.0.1:{port}", "-F", str(cfg), "-o", str(tmp_path))
+        result = run("gather", f"root@127.0.0.1:{port}", "-F", str(cfg), "--out-dir", str(tmp_path))
         assert result.exit_code == 0, result.stderr
     finally:
         agent.terminate()
