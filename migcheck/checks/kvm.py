@@ -170,14 +170,16 @@ def check_vcpus(ctx: Context) -> list[Finding]:
     if cpu_max is not None and smp.maxcpus > cpu_max:
         problems.append(f"machine type {machine} allows at most {cpu_max} CPUs")
     kvm_note = ""
-    if guest_accel(ctx.vm)[0] == "kvm":
-        nr, most, max_id = (
-            _cap(ctx.dst, "KVM_CAP_NR_VCPUS"),
-            _cap(ctx.dst, "KVM_CAP_MAX_VCPUS"),
-            _cap(ctx.dst, "KVM_CAP_MAX_VCPU_ID"),
-        )
-        if nr is None and most is None and smp.maxcpus > 4:
-            return [unknown(cid, f"destination: {_why_no_kvm(ctx.dst)}")]
+    nr, most, max_id = (
+        _cap(ctx.dst, "KVM_CAP_NR_VCPUS"),
+        _cap(ctx.dst, "KVM_CAP_MAX_VCPUS"),
+        _cap(ctx.dst, "KVM_CAP_MAX_VCPU_ID"),
+    )
+    # Up to 4 vCPUs fit any KVM (QEMU's own floor when KVM reports nothing, below).
+    kvm_known = nr is not None or most is not None or smp.maxcpus <= 4
+    if guest_accel(ctx.vm)[0] == "kvm" and not kvm_known and not problems:
+        return [unknown(cid, f"destination: {_why_no_kvm(ctx.dst)}")]
+    if guest_accel(ctx.vm)[0] == "kvm" and kvm_known:
         # accel/kvm/kvm-all.c kvm_recommended_vcpus()/kvm_max_vcpus()/kvm_max_vcpu_id():
         # each falls back to the previous when KVM reports 0 (NR_VCPUS to 4).
         soft = nr or 4
