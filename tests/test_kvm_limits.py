@@ -469,3 +469,11 @@ def test_cpu_max_of_real_qemu_versions():
     assert finding.status is Status.FAIL and f"at most {old_max}" in finding.message
     # The other way the machine type allows it, but libvirt's dumps hold no KVM limits.
     assert by_id(check_pair(guest, old, new), "kvm.vcpus").status is Status.UNKNOWN
+
+
+def test_phys_bits_do_not_apply_to_32_bit_models():
+    src = with_bits(fixture_facts(TRIXIE), 48)
+    narrow = with_bits(src, 36)
+    assert by_id(
+        check_pair(vm("-accel kvm -cpu pentium3"), src, narrow), "kvm.phys-bits"
+    ).status is (Status.PASS)

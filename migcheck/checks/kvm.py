@@ -338,6 +338,13 @@ def check_tsc(ctx: Context) -> list[Finding]:
 # target/i386/cpu.c x86_cpu_realizefn(): phys-bits 0 (unset) becomes TCG_PHYS_ADDR_BITS.
 DEFAULT_PHYS_BITS = 40
 
+# Named models without long mode (builtin_x86_defs lacking CPUID_EXT2_LM; listed by asking
+# QEMU 7.2 for each model's expansion): QEMU keeps their width fixed ("phys-bits is not
+# user-configurable in 32 bit"), so no host width applies.
+NO_LONG_MODE = frozenset(
+    {"486", "athlon", "coreduo", "kvm32", "n270", "pentium", "pentium2", "pentium3", "qemu32"}
+)
+
 
 def _guest_phys_bits(ctx: Context, facts: Facts) -> tuple[int | None, str]:
     """The guest's MAXPHYADDR on a host: target/i386/host-cpu.c host_cpu_adjust_phys_bits()
@@ -380,6 +387,9 @@ def check_phys_bits(ctx: Context) -> list[Finding]:
     skip = _not_kvm(ctx, cid)
     if skip:
         return skip
+    model = (ctx.vm.cpu.model or "").removesuffix("-v1")
+    if model in NO_LONG_MODE or ctx.vm.cpu.features.get("lm") is False:
+        return [Finding(cid, Status.PASS, f"-cpu {ctx.vm.cpu.model}: no long mode, fixed width")]
     src_bits, how = _guest_phys_bits(ctx, ctx.src)
     dst_bits, _ = _guest_phys_bits(ctx, ctx.dst)
     if src_bits is None or dst_bits is None:
