@@ -215,10 +215,13 @@ def test_tsc_frequency_unknown_without_the_destination_rate():
 
 def test_different_tsc_rates_without_tsc_frequency_only_warn():
     src = edited(fixture_facts(BOOKWORM), caps(KVM_CAP_TSC_CONTROL=0))
-    dst = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=doc["kvm"]["vm"]["tsc_khz"] + 1))
-    assert by_id(check_pair(vm("-accel kvm -cpu qemu64"), src, dst), "kvm.tsc").status is (
-        Status.WARN
-    )
+    khz = src.kvm_vm["tsc_khz"]  # type: ignore[index]
+    guest = vm("-accel kvm -cpu qemu64")
+    # Within KVM's 250 ppm tolerance the rates are the same to KVM; beyond it they are not.
+    near = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=khz + khz // 10_000))
+    assert by_id(check_pair(guest, src, near), "kvm.tsc").status is Status.PASS
+    far = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=khz + khz // 1000))
+    assert by_id(check_pair(guest, src, far), "kvm.tsc").status is Status.WARN
 
 
 def require_kvm() -> dict[str, Any]:
@@ -477,3 +480,29 @@ def test_phys_bits_do_not_apply_to_32_bit_models():
     assert by_id(
         check_pair(vm("-accel kvm -cpu pentium3"), src, narrow), "kvm.phys-bits"
     ).status is (Status.PASS)
+
+
+def test_fleet_classes_keep_what_kvm_tsc_reads():
+    """Hosts whose TSC rates differ by calibration noise share a fleet class when they can
+    scale the TSC; without scaling the exact rate decides kvm.tsc, so they do not."""
+    from migcheck.fleet import classify
+
+    base = fixture_facts(TRIXIE)
+    khz = base.kvm_vm["tsc_khz"]  # type: ignore[index]
+
+    def host(rate: int, scaling: int) -> Facts:
+        def edit(doc: dict[str, Any]) -> None:
+            doc["kvm"]["vm"]["tsc_khz"] = rate
+            doc["kvm"]["capabilities"]["KVM_CAP_TSC_CONTROL"] = scaling
+
+        return edited(base, edit)
+
+    rate = khz - khz % 1000 + 400  # two rates 2 kHz apart within one MHz
+    scaled = classify({"a": host(rate, 1), "b": host(rate + 2, 1)})[0]
+    assert len(scaled) == 1
+    fixed = classify({"a": host(rate, 0), "b": host(rate + 2, 0)})[0]
+    assert len(fixed) == 2
+    narrow = classify(
+        {"a": host(rate, 0), "b": edited(host(rate, 0), lambda d: d["cpu"].update(phys_bits=39))}
+    )[0]
+    assert len(narrow) == 2
