@@ -455,3 +455,15 @@ def test_kvm_without_in_kernel_irqchip_never_asks_for_x2apic():
         f"qemu-system-x86_64 -machine pc-q35-7.2,kernel-irqchip=off -accel kvm -cpu {model}", "x"
     )
     assert by_id(check_pair(off, src, dst), "cpu.model").status is Status.PASS
+
+
+def test_assumed_qemu_upgrade_has_no_tcg_answers():
+    """fleet --assume qemu=X keeps the host's KVM answers but cannot know X's emulation."""
+    from migcheck.catalog import shipped_catalog
+    from migcheck.whatif import assume
+
+    host = fixture_facts(BOOKWORM)
+    upgraded = assume(host, "qemu", "10.0.0", shipped_catalog())
+    report = check_pair(vm("-accel tcg -cpu max"), host, upgraded)
+    assert by_id(report, "cpu.passthrough").status is Status.UNKNOWN
+    assert "assumed QEMU 10.0.0" in by_id(report, "cpu.passthrough").message
