@@ -467,3 +467,26 @@ def test_assumed_qemu_upgrade_has_no_tcg_answers():
     report = check_pair(vm("-accel tcg -cpu max"), host, upgraded)
     assert by_id(report, "cpu.passthrough").status is Status.UNKNOWN
     assert "assumed QEMU 10.0.0" in by_id(report, "cpu.passthrough").message
+
+
+def test_a_tcg_run_that_hangs_costs_only_its_share_and_keeps_the_rest(tmp_path: Path):
+    """A QEMU that answers under KVM but hangs under TCG: qemu.tcg records the error, the
+    KVM answers stay, and the probe still ends within the QEMU budget."""
+    from migcheck.facts import facts_from_probe_output
+    from migcheck.transport.local import run_local_probe
+
+    real = require_qemu()
+    require(os.access("/dev/kvm", os.R_OK | os.W_OK), "no usable /dev/kvm")
+    wrapper = tmp_path / "qemu-system-x86_64"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *kvm*) exec {real} "$@" ;; esac\nexec sleep 3600\n'
+    )
+    wrapper.chmod(0o755)
+    started = time.monotonic()
+    out = run_local_probe({"qemu": str(wrapper), "qemu_timeout": 3.0}, 15)
+    elapsed = time.monotonic() - started
+    facts = facts_from_probe_output(out, "local")
+    assert facts.qemu is not None and facts.cpu_models
+    assert "deadline" in facts.doc["qemu"]["tcg"]["error"]
+    assert facts.tcg is None and "could not be gathered" in (facts.tcg_missing() or "")
+    assert elapsed < 3.0 + 4.0, elapsed
