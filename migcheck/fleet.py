@@ -38,28 +38,11 @@ else:  # pragma: no cover
 _FINGERPRINT_KEYS: Mapping[str, tuple[str, ...]] = {
     "kernel": ("release", "error"),
     "os": ("id", "id_like", "version_id", "error"),
-    "cpu": ("vendor", "phys_bits", "flags", "error"),
-    "kvm": ("present", "usable", "capabilities", "modules", "vm", "error"),
+    "cpu": ("vendor", "error"),
+    "kvm": ("present", "usable", "capabilities", "modules", "error"),
     "devices": (),
-    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "tcg", "error"),
+    "qemu": ("version", "kvm", "machines", "cpu_models", "host_cpu", "error"),
 }
-
-
-def _normalised(name: str, data: dict[str, Any]) -> dict[str, Any]:
-    if name == "cpu" and isinstance(data.get("flags"), list):
-        # Only the invariant-TSC flags are read (cpu.features): the rest would split
-        # classes on microcode-dependent flags.
-        data["flags"] = sorted({"nonstop_tsc", "constant_tsc"} & set(data["flags"]))
-    if name == "kvm" and isinstance(data.get("vm"), Mapping):
-        # A calibrated TSC rate differs by a few kHz between identical hosts; only a host
-        # without TSC scaling needs its exact rate (kvm.tsc), others are kept to the MHz.
-        vm = dict(data["vm"])
-        caps = data.get("capabilities")
-        scaling = caps.get("KVM_CAP_TSC_CONTROL") if isinstance(caps, Mapping) else None
-        if scaling and isinstance(vm.get("tsc_khz"), int):
-            vm["tsc_khz"] = round(vm["tsc_khz"] / 1000)
-        data["vm"] = vm
-    return data
 
 
 def _section_hash(blob: str) -> str:
@@ -74,7 +57,7 @@ def _hash_section(name: str, section: Any, seen: dict[int, tuple[Any, str]]) -> 
         return hit[1]
     keys = _FINGERPRINT_KEYS[name]
     use_keys = isinstance(section, Mapping) and keys
-    data = _normalised(name, {k: section.get(k) for k in keys}) if use_keys else section
+    data = {k: section.get(k) for k in keys} if use_keys else section
     digest = _section_hash(json.dumps(data, sort_keys=True, default=str))
     seen[id(section)] = (section, digest)
     return digest

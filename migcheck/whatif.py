@@ -136,15 +136,15 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         assumed.pop("platform", None)
     elif key == "qemu":
         qemu = copy.copy(dict(doc.get("qemu") or {}))
+        # TCG's CPU is the QEMU build's own emulation: another version's answers would judge
+        # a TCG guest by the wrong CPU, so an assumed QEMU has none (TCG guests: unknown).
+        qemu["tcg"] = {"error": f"assumed QEMU {value}: its TCG CPU answers are not known"}
         if "error" in qemu:
             raise InputError(f"--assume qemu={value}: {facts.name} has no QEMU facts to start from")
         machines = machines_for(catalog.root, value)
         others = [m for m in qemu.get("machines", []) if _machine_key(m.get("name", "")) is None]
         qemu["machines"] = machines + others
         qemu["version"] = value
-        # TCG's CPU is the QEMU build's own emulation: another version's answers would judge
-        # a TCG guest by the wrong CPU, so an assumed QEMU has none (TCG guests: unknown).
-        qemu["tcg"] = {"error": f"assumed QEMU {value}: its TCG CPU answers are not known"}
         doc["qemu"] = qemu
     elif key == "os":
         pid = value if value.startswith("linux-") else f"linux-{value}"

@@ -480,29 +480,3 @@ def test_phys_bits_do_not_apply_to_32_bit_models():
     assert by_id(
         check_pair(vm("-accel kvm -cpu pentium3"), src, narrow), "kvm.phys-bits"
     ).status is (Status.PASS)
-
-
-def test_fleet_classes_keep_what_kvm_tsc_reads():
-    """Hosts whose TSC rates differ by calibration noise share a fleet class when they can
-    scale the TSC; without scaling the exact rate decides kvm.tsc, so they do not."""
-    from migcheck.fleet import classify
-
-    base = fixture_facts(TRIXIE)
-    khz = base.kvm_vm["tsc_khz"]  # type: ignore[index]
-
-    def host(rate: int, scaling: int) -> Facts:
-        def edit(doc: dict[str, Any]) -> None:
-            doc["kvm"]["vm"]["tsc_khz"] = rate
-            doc["kvm"]["capabilities"]["KVM_CAP_TSC_CONTROL"] = scaling
-
-        return edited(base, edit)
-
-    rate = khz - khz % 1000 + 400  # two rates 2 kHz apart within one MHz
-    scaled = classify({"a": host(rate, 1), "b": host(rate + 2, 1)})[0]
-    assert len(scaled) == 1
-    fixed = classify({"a": host(rate, 0), "b": host(rate + 2, 0)})[0]
-    assert len(fixed) == 2
-    narrow = classify(
-        {"a": host(rate, 0), "b": edited(host(rate, 0), lambda d: d["cpu"].update(phys_bits=39))}
-    )[0]
-    assert len(narrow) == 2

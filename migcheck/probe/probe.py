@@ -582,8 +582,8 @@ def collect_qemu_tcg(qemu, started=None):
     if not (qemu.get("kvm") or {}).get("enabled"):
         return {"cpu_models": qemu.get("cpu_models"), "max_cpu": qemu.get("host_cpu"),
                 "same_run": True}
-    # Both runs share the QEMU budget (the controller's transport deadline allows for it);
-    # a first run that used most of it leaves this one 2 s at most.
+    # Both runs share the QEMU budget, counted from the probe's start (the controller's
+    # transport deadline allows for it); a first run that used most of it leaves 2 s.
     timeout = float(CONFIG.get("qemu_timeout", DEFAULT_QEMU_TIMEOUT))
     now = time.time()
     deadline = max((started or now) + timeout, now + min(2.0, timeout))
@@ -657,10 +657,9 @@ def main():
         # Nothing QEMU's answers depend on changed: the controller has them already.
         facts["qemu"] = {"cached": True, "binary": fp.get("qemu_binary") or ""}
     else:
-        qemu_start = time.time()
         facts["qemu"] = section(lambda: collect_qemu(arch, kvm))
         if "error" not in facts["qemu"]:
-            facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"], qemu_start))
+            facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"], start))
     facts["probe"]["seconds"] = round(time.time() - start, 3)
     out = json.dumps(facts, sort_keys=True)
     try:
