@@ -84,6 +84,9 @@ def assume(facts: Facts, key: str, value: str, catalog: Catalog) -> Facts:
         assumed.pop("platform", None)
     elif key == "qemu":
         qemu = copy.copy(dict(doc.get("qemu") or {}))
+        # TCG's CPU is the QEMU build's own emulation: another version's answers would judge
+        # a TCG guest by the wrong CPU, so an assumed QEMU has none (TCG guests: unknown).
+        qemu["tcg"] = {"error": f"assumed QEMU {value}: its TCG CPU answers are not known"}
         if "error" in qemu:
             raise InputError(f"--assume qemu={value}: {facts.name} has no QEMU facts to start from")
         machines = machines_for(catalog, value)
@@ -126,4 +129,9 @@ def _kvm_for_kernel(
             caps[cap.kvm_cap] = 0
         elif cap.in_platforms and not caps.get(cap.kvm_cap):
             caps[cap.kvm_cap] = 1
-    return dict(kvm, capabilities=caps)
+    out = dict(kvm, capabilities=caps)
+    if isinstance(kvm.get("vm"), dict) and "hv_cpuid" in kvm["vm"]:
+        # The Hyper-V CPUID is the recorded kernel's: the assumed one is judged by its
+        # capabilities instead (kvm.hyperv).
+        out["vm"] = {k: v for k, v in kvm["vm"].items() if k != "hv_cpuid"}
+    return out

@@ -417,16 +417,22 @@ def test_a_cache_kept_by_an_older_probe_is_not_reused(tmp_path: Path, monkeypatc
     them would leave every TCG guest unknown until --refresh, so the probe starts QEMU."""
     from migcheck.gather import Gatherer, GatherOptions, cache_dir
 
-    require_qemu()
+    real = require_qemu()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    first = Gatherer(GatherOptions()).gather("local")
+    # A QEMU of the test's own (a wrapper, as tests/test_cache.py uses): whatever a gather
+    # keeps about this build stays apart from the real binary's.
+    wrapper = tmp_path / "qemu-system-x86_64"
+    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    options = GatherOptions(qemu=str(wrapper))
+    first = Gatherer(options).gather("local")
     assert "tcg" in first.doc["qemu"]
-    assert Gatherer(GatherOptions()).gather("local").doc["probe"].get("qemu_from_cache") is True
+    assert Gatherer(options).gather("local").doc["probe"].get("qemu_from_cache") is True
     (path,) = cache_dir().glob("*.json")
     doc = json.loads(path.read_text())
     del doc["qemu"]["tcg"]
     path.write_text(json.dumps(doc))
-    again = Gatherer(GatherOptions()).gather("local")
+    again = Gatherer(options).gather("local")
     assert not again.doc["probe"].get("qemu_from_cache")
     assert "tcg" in again.doc["qemu"]
 
@@ -455,3 +461,38 @@ def test_kvm_without_in_kernel_irqchip_never_asks_for_x2apic():
         f"qemu-system-x86_64 -machine pc-q35-7.2,kernel-irqchip=off -accel kvm -cpu {model}", "x"
     )
     assert by_id(check_pair(off, src, dst), "cpu.model").status is Status.PASS
+
+
+def test_assumed_qemu_upgrade_has_no_tcg_answers():
+    """fleet --assume qemu=X keeps the host's KVM answers but cannot know X's emulation."""
+    from migcheck.catalog import shipped_catalog
+    from migcheck.whatif import assume
+
+    host = fixture_facts(BOOKWORM)
+    upgraded = assume(host, "qemu", "10.0.0", shipped_catalog())
+    report = check_pair(vm("-accel tcg -cpu max"), host, upgraded)
+    assert by_id(report, "cpu.passthrough").status is Status.UNKNOWN
+    assert "assumed QEMU 10.0.0" in by_id(report, "cpu.passthrough").message
+
+
+def test_a_tcg_run_that_hangs_costs_only_its_share_and_keeps_the_rest(tmp_path: Path):
+    """A QEMU that answers under KVM but hangs under TCG: qemu.tcg records the error, the
+    KVM answers stay, and the probe still ends within the QEMU budget."""
+    from migcheck.facts import facts_from_probe_output
+    from migcheck.transport.local import run_local_probe
+
+    real = require_qemu()
+    require(os.access("/dev/kvm", os.R_OK | os.W_OK), "no usable /dev/kvm")
+    wrapper = tmp_path / "qemu-system-x86_64"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *kvm*) exec {real} "$@" ;; esac\nexec sleep 3600\n'
+    )
+    wrapper.chmod(0o755)
+    started = time.monotonic()
+    out = run_local_probe({"qemu": str(wrapper), "qemu_timeout": 3.0}, 15)
+    elapsed = time.monotonic() - started
+    facts = facts_from_probe_output(out, "local")
+    assert facts.qemu is not None and facts.cpu_models
+    assert "deadline" in facts.doc["qemu"]["tcg"]["error"]
+    assert facts.tcg is None and "could not be gathered" in (facts.tcg_missing() or "")
+    assert elapsed < 3.0 + 4.0, elapsed

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import require
-from qemudata import fixture_facts
+from qemudata import CAPS, caps_facts, fixture_facts
 
 import migcheck.probe.probe as probe
 from migcheck.checks.base import Status
@@ -215,10 +215,13 @@ def test_tsc_frequency_unknown_without_the_destination_rate():
 
 def test_different_tsc_rates_without_tsc_frequency_only_warn():
     src = edited(fixture_facts(BOOKWORM), caps(KVM_CAP_TSC_CONTROL=0))
-    dst = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=doc["kvm"]["vm"]["tsc_khz"] + 1))
-    assert by_id(check_pair(vm("-accel kvm -cpu qemu64"), src, dst), "kvm.tsc").status is (
-        Status.WARN
-    )
+    khz = src.kvm_vm["tsc_khz"]  # type: ignore[index]
+    guest = vm("-accel kvm -cpu qemu64")
+    # Within KVM's 250 ppm tolerance the rates are the same to KVM; beyond it they are not.
+    near = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=khz + khz // 10_000))
+    assert by_id(check_pair(guest, src, near), "kvm.tsc").status is Status.PASS
+    far = edited(src, lambda doc: doc["kvm"]["vm"].update(tsc_khz=khz + khz // 1000))
+    assert by_id(check_pair(guest, src, far), "kvm.tsc").status is Status.WARN
 
 
 def require_kvm() -> dict[str, Any]:
@@ -452,3 +455,28 @@ def test_smp_of_machine_types_before_6_2_prefers_sockets():
     old, _ = parse_smp(spec.options, prefer_sockets=True)
     assert (new.sockets, new.cores) == (1, 4)  # type: ignore[union-attr]
     assert (old.sockets, old.cores) == (4, 1)  # type: ignore[union-attr]
+
+
+def test_cpu_max_of_real_qemu_versions():
+    """libvirt's real query-machines answers: q35 types allow 288 CPUs up to 8.0, 1024 from
+    8.1 and 4096 from 9.0; a guest sized for the newer type cannot start on the older."""
+    require(CAPS.is_dir(), f"libvirt QMP dumps not found under {CAPS}")
+    new, old = caps_facts("9.1.0"), caps_facts("8.0.0")
+    new_max = new.machines[new.resolve_machine("q35")]["cpu_max"]  # type: ignore[index]
+    old_max = old.machines[old.resolve_machine("q35")]["cpu_max"]  # type: ignore[index]
+    assert new_max > old_max
+    guest = parse_cmdline(
+        f"qemu-system-x86_64 -machine q35 -accel kvm -smp 1,maxcpus={new_max}", "x"
+    )
+    finding = by_id(check_pair(guest, new, old), "kvm.vcpus")
+    assert finding.status is Status.FAIL and f"at most {old_max}" in finding.message
+    # The other way the machine type allows it, but libvirt's dumps hold no KVM limits.
+    assert by_id(check_pair(guest, old, new), "kvm.vcpus").status is Status.UNKNOWN
+
+
+def test_phys_bits_do_not_apply_to_32_bit_models():
+    src = with_bits(fixture_facts(TRIXIE), 48)
+    narrow = with_bits(src, 36)
+    assert by_id(
+        check_pair(vm("-accel kvm -cpu pentium3"), src, narrow), "kvm.phys-bits"
+    ).status is (Status.PASS)

@@ -174,14 +174,16 @@ def check_vcpus(ctx: Context) -> list[Finding]:
     if cpu_max is not None and smp.maxcpus > cpu_max:
         problems.append(f"machine type {machine} allows at most {cpu_max} CPUs")
     kvm_note = ""
-    if guest_accel(ctx.vm)[0] == "kvm":
-        nr, most, max_id = (
-            _cap(ctx.dst, "KVM_CAP_NR_VCPUS"),
-            _cap(ctx.dst, "KVM_CAP_MAX_VCPUS"),
-            _cap(ctx.dst, "KVM_CAP_MAX_VCPU_ID"),
-        )
-        if nr is None and most is None and smp.maxcpus > 4:
-            return [unknown(cid, f"destination: {_why_no_kvm(ctx.dst)}")]
+    nr, most, max_id = (
+        _cap(ctx.dst, "KVM_CAP_NR_VCPUS"),
+        _cap(ctx.dst, "KVM_CAP_MAX_VCPUS"),
+        _cap(ctx.dst, "KVM_CAP_MAX_VCPU_ID"),
+    )
+    # Up to 4 vCPUs fit any KVM (QEMU's own floor when KVM reports nothing, below).
+    kvm_known = nr is not None or most is not None or smp.maxcpus <= 4
+    if guest_accel(ctx.vm)[0] == "kvm" and not kvm_known and not problems:
+        return [unknown(cid, f"destination: {_why_no_kvm(ctx.dst)}")]
+    if guest_accel(ctx.vm)[0] == "kvm" and kvm_known:
         # accel/kvm/kvm-all.c kvm_recommended_vcpus()/kvm_max_vcpus()/kvm_max_vcpu_id():
         # each falls back to the previous when KVM reports 0 (NR_VCPUS to 4).
         soft = nr or 4
@@ -276,7 +278,14 @@ def check_tsc(ctx: Context) -> list[Finding]:
         # ignoring failure: "TSC frequency mismatch shouldn't abort migration, unless the
         # user explicitly asked for a more strict TSC setting". The guest then runs with
         # a TSC that ticks at another rate than it calibrated.
-        if src_khz and dst_khz and src_khz != dst_khz and scaling == 0:
+        # Rates within KVM's own tolerance (arch/x86/kvm/x86.c tsc_tolerance_ppm, 250) are
+        # the same rate to KVM (kvm_set_tsc_khz() neither scales nor compensates).
+        if (
+            src_khz
+            and dst_khz
+            and scaling == 0
+            and abs(src_khz - dst_khz) * 1_000_000 > (250 * dst_khz)
+        ):
             return [
                 Finding(
                     cid,
@@ -288,7 +297,7 @@ def check_tsc(ctx: Context) -> list[Finding]:
                     fix="use hosts with TSC scaling (KVM_CAP_TSC_CONTROL) or equal TSC rates",
                 )
             ]
-        return [Finding(cid, Status.PASS, "no tsc-frequency set", src_khz, dst_khz)]
+        return [Finding(cid, Status.PASS, "no tsc-frequency set")]
     # target/i386/cpu.c x86_cpuid_set_tsc_freq(): user_tsc_khz = value / 1000.
     want = hz // 1000
     # target/i386/kvm/kvm.c kvm_arch_set_tsc_khz(), called from kvm_arch_init_vcpu() when
@@ -304,8 +313,7 @@ def check_tsc(ctx: Context) -> list[Finding]:
                 cid,
                 Status.PASS,
                 f"tsc-frequency {want} kHz: the destination scales the TSC (KVM_CAP_TSC_CONTROL)",
-                source=src_khz,
-                destination=dst_khz,
+                source=want,
             )
         ]
     if dst_khz is None:
@@ -333,7 +341,7 @@ def check_tsc(ctx: Context) -> list[Finding]:
             cid,
             Status.PASS,
             f"tsc-frequency {want} kHz is the destination's own TSC rate (no scaling needed)",
-            source=src_khz,
+            source=want,
             destination=dst_khz,
         )
     ]
@@ -343,6 +351,13 @@ def check_tsc(ctx: Context) -> list[Finding]:
 
 # target/i386/cpu.c x86_cpu_realizefn(): phys-bits 0 (unset) becomes TCG_PHYS_ADDR_BITS.
 DEFAULT_PHYS_BITS = 40
+
+# Named models without long mode (builtin_x86_defs lacking CPUID_EXT2_LM; listed by asking
+# QEMU 7.2 for each model's expansion): QEMU keeps their width fixed ("phys-bits is not
+# user-configurable in 32 bit"), so no host width applies.
+NO_LONG_MODE = frozenset(
+    {"486", "athlon", "coreduo", "kvm32", "n270", "pentium", "pentium2", "pentium3", "qemu32"}
+)
 
 
 def _guest_phys_bits(ctx: Context, facts: Facts) -> tuple[int | None, str]:
@@ -390,6 +405,9 @@ def check_phys_bits(ctx: Context) -> list[Finding]:
     skip = _not_kvm(ctx, cid)
     if skip:
         return skip
+    model = (ctx.vm.cpu.model or "").removesuffix("-v1")
+    if model in NO_LONG_MODE or ctx.vm.cpu.features.get("lm") is False:
+        return [Finding(cid, Status.PASS, f"-cpu {ctx.vm.cpu.model}: no long mode, fixed width")]
     src_bits, how = _guest_phys_bits(ctx, ctx.src)
     dst_bits, _ = _guest_phys_bits(ctx, ctx.dst)
     if src_bits is None or dst_bits is None:

@@ -291,7 +291,7 @@ def collect_kvm():
             except OSError:
                 caps[name] = 0
         out["capabilities"] = caps
-        out["vm"] = kvm_vm_facts(fd, caps)
+        out["vm"] = section(lambda: kvm_vm_facts(fd, caps))
     finally:
         os.close(fd)
     return out
@@ -854,7 +854,7 @@ def collect_qemu(arch, kvm, build_out=None):
     return out
 
 
-def collect_qemu_tcg(qemu):
+def collect_qemu_tcg(qemu, started=None):
     """QEMU's CPU answers under TCG, for guests run with -accel tcg: there the CPU comes from
     QEMU's emulation, not from KVM, so the KVM answers above say nothing about it. The
     accelerator is fixed when QEMU starts, so this is a second, short QEMU run (about 0.3 s)
@@ -862,10 +862,14 @@ def collect_qemu_tcg(qemu):
     if not (qemu.get("kvm") or {}).get("enabled"):
         return {"cpu_models": qemu.get("cpu_models"), "max_cpu": qemu.get("host_cpu"),
                 "same_run": True}
+    # Both runs share the QEMU budget, counted from the probe's start (the controller's
+    # transport deadline allows for it); a first run that used most of it leaves 2 s.
     timeout = float(CONFIG.get("qemu_timeout", DEFAULT_QEMU_TIMEOUT))
+    now = time.time()
+    deadline = max((started or now) + timeout, now + min(2.0, timeout))
     argv = [qemu["binary"], "-S", "-no-user-config", "-nodefaults", "-display", "none",
             "-machine", "none", "-accel", "tcg", "-qmp", "stdio"]
-    qmp = Qmp(argv, time.time() + timeout)
+    qmp = Qmp(argv, deadline)
     out = {}
     try:
         if "QMP" not in qmp.read_message():
@@ -939,7 +943,7 @@ def main():
             # The controller moves this into its per-build store and out of the facts.
             facts["build_schema"] = build_out[0]
         if "error" not in facts["qemu"]:
-            facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"]))
+            facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"], start))
     facts["probe"]["seconds"] = round(time.time() - start, 3)
     out = json.dumps(facts, sort_keys=True)
     try:
