@@ -27,7 +27,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -120,6 +120,68 @@ def _size_map(origin: str, where: str, value: Any) -> None:
             raise BuildError(origin, f"{where}[{name!r}] = {size} is not a file size")
 
 
+def _first_bad(origin: str, where: str, items: list[Any], ok: Any, want: str) -> None:
+    """Bulk-check ``items`` with ``ok``; name the first bad one (a clear error, cheaply)."""
+    if all(map(ok, items)):
+        return
+    i = next(i for i, item in enumerate(items) if not ok(item))
+    raise BuildError(origin, f"{where}[{i}] should be {want}, found {str(items[i])[:80]}")
+
+
+def _type_ok(info: Any) -> bool:
+    return (
+        type(info) is dict
+        and type(info.get("abstract")) is bool
+        and (info.get("parent") is None or type(info["parent"]) is str)
+    )
+
+
+def _prop_ok(item: Any) -> bool:
+    # [name, type] or [name, type, default]: device-list-properties' name, type and
+    # default-value (any JSON value).
+    return (
+        type(item) is list and 2 <= len(item) <= 3 and type(item[0]) is str and type(item[1]) is str
+    )
+
+
+def _compat_ok(item: Any) -> bool:
+    # [qom-type, property, value] of query-machines compat-props.
+    return type(item) is list and len(item) == 3 and all(type(x) is str for x in item)
+
+
+def _table(origin: str, doc: dict, name: str, ok: Any, want: str) -> int:
+    table = doc.get(name)
+    _want(origin, name, table, list)
+    _limit(origin, name, table, "files")
+    _first_bad(origin, name, table, ok, want)
+    return len(table)
+
+
+def _str_values(origin: str, where: str, mapping: Any, limit: str) -> None:
+    _want(origin, where, mapping, dict)
+    _limit(origin, where, mapping, limit)
+    if not all(type(v) is str for v in mapping.values()):
+        name = next(k for k, v in mapping.items() if type(v) is not str)
+        raise BuildError(origin, f"{where}[{name!r}] should be str, found {_kind(mapping[name])}")
+
+
+def decode_ranges(text: str, size: int) -> list[int] | None:
+    """ "0-2,7" -> [0, 1, 2, 7] (the probe's index_ranges); None when malformed or out of
+    ``range(size)``."""
+    out: list[int] = []
+    if not text:
+        return out
+    for part in text.split(","):
+        first, sep, last = part.partition("-")
+        if not first.isdigit() or (sep and not last.isdigit()):
+            return None
+        a, b = int(first), int(last) if sep else int(first)
+        if a > b or b >= size or len(out) + b - a >= LIMITS["props_per_device"]:
+            return None
+        out.extend(range(a, b + 1))
+    return out
+
+
 def validate_build(doc: Any, origin: str, key: str | None = None) -> dict[str, Any]:
     """Check a parsed build document; return it or raise :class:`BuildError`.
 
@@ -145,51 +207,35 @@ def validate_build(doc: Any, origin: str, key: str | None = None) -> dict[str, A
     if types is not None:
         _want(origin, "device_types", types, dict)
         _limit(origin, "device_types", types, "device_types")
-        for name, info in types.items():
-            where = f"device_types[{name!r}]"
-            _want(origin, where, info, dict)
-            _want(origin, f"{where}.abstract", info.get("abstract"), bool)
-            if info.get("parent") is not None:
-                _want(origin, f"{where}.parent", info["parent"], str)
-    props = doc.get("device_props")
-    if props is not None:
-        _want(origin, "device_props", props, dict)
-        _limit(origin, "device_props", props, "device_props")
-        for name, entry in props.items():
-            where = f"device_props[{name!r}]"
-            _want(origin, where, entry, dict)
-            _limit(origin, where, entry, "props_per_device")
-            for prop, info in entry.items():
-                _want(origin, f"{where}[{prop!r}]", info, dict)
-                _want(origin, f"{where}[{prop!r}].type", info.get("type"), str)
+        if not all(map(_type_ok, types.values())):
+            for name, info in types.items():  # name the first bad entry
+                where = f"device_types[{name!r}]"
+                _want(origin, where, info, dict)
+                _want(origin, f"{where}.abstract", info.get("abstract"), bool)
+                if info.get("parent") is not None:
+                    _want(origin, f"{where}.parent", info["parent"], str)
+    # device_props: type -> index ranges into "props", decoded (and checked) per type on
+    # use; vmstate: section -> JSON text, parsed (and checked) per section on use. A
+    # 600-type build then costs a few milliseconds to load, not a hundred.
+    if doc.get("device_props") is not None:
+        _table(origin, doc, "props", _prop_ok, "[name, type] or [name, type, default]")
+        _str_values(origin, "device_props", doc["device_props"], "device_props")
+    compat = doc.get("machine_compat")
+    if compat is not None:
+        size = _table(origin, doc, "compat", _compat_ok, "[qom-type, property, value]")
+        _want(origin, "machine_compat", compat, dict)
+        _limit(origin, "machine_compat", compat, "machines")
+        for machine, refs in compat.items():
+            where = f"machine_compat[{machine!r}]"
+            _want(origin, where, refs, list)
+            _limit(origin, where, refs, "compat_per_machine")
+            if refs and (set(map(type, refs)) != {int} or min(refs) < 0 or max(refs) >= size):
+                raise BuildError(origin, f"{where} should list indexes into compat")
     for name in ("netdevs", "block_drivers"):
         if doc.get(name) is not None:
             _str_list(origin, name, doc[name])
-    compat = doc.get("machine_compat")
-    if compat is not None:
-        _want(origin, "machine_compat", compat, dict)
-        _limit(origin, "machine_compat", compat, "machines")
-        for machine, items in compat.items():
-            where = f"machine_compat[{machine!r}]"
-            _want(origin, where, items, list)
-            _limit(origin, where, items, "compat_per_machine")
-            for i, item in enumerate(items):
-                _want(origin, f"{where}[{i}]", item, dict)
-                for field in ("qom-type", "property", "value"):
-                    _want(origin, f"{where}[{i}].{field}", item.get(field), str)
-    vmstate = doc.get("vmstate")
-    if vmstate is not None:
-        _want(origin, "vmstate", vmstate, dict)
-        _limit(origin, "vmstate", vmstate, "vmstate")
-        for name, sec in vmstate.items():
-            where = f"vmstate[{name!r}]"
-            _want(origin, where, sec, dict)
-            if name == "vmschkmachine":
-                continue
-            _want(origin, f"{where}.version_id", sec.get("version_id"), int)
-            _want(origin, f"{where}.minimum_version_id", sec.get("minimum_version_id"), int)
-            if "Description" in sec:
-                _want(origin, f"{where}.Description", sec["Description"], dict)
+    if doc.get("vmstate") is not None:
+        _str_values(origin, "vmstate", doc["vmstate"], "vmstate")
     if doc.get("firmware") is not None:
         _size_map(origin, "firmware", doc["firmware"])
     if doc.get("modules") is not None:
@@ -227,12 +273,29 @@ class BuildData:
 
     def device_props(self, driver: str) -> dict[str, dict] | None:
         """Property name -> {"type", "default" (absent when QEMU reports none)}; None when
-        the build did not list this type's properties (abstract, unknown, or it failed)."""
-        props = self.doc.get("device_props")
-        if not isinstance(props, dict):
-            return None
-        entry = props.get(driver)
-        return entry if isinstance(entry, dict) else None
+        the build did not list this type's properties (abstract, unknown, or it failed).
+        Raises :class:`BuildError` for a malformed entry."""
+        cache = self.__dict__.setdefault("_props_cache", {})
+        if driver in cache:
+            return cache[driver]
+        props, table = self.doc.get("device_props"), self.doc.get("props")
+        text = props.get(driver) if isinstance(props, dict) else None
+        out: dict[str, dict] | None = None
+        if isinstance(text, str) and isinstance(table, list):
+            refs = decode_ranges(text, len(table))
+            if refs is None:
+                raise BuildError(
+                    self.origin, f"device_props[{driver!r}] = {text[:60]!r} is not index ranges"
+                )
+            out = {}
+            for i in refs:
+                item = table[i]
+                info = {"type": item[1]}
+                if len(item) > 2:
+                    info["default"] = item[2]
+                out[item[0]] = info
+        cache[driver] = out
+        return out
 
     def device_props_error(self, driver: str) -> str | None:
         errors = (self.doc.get("errors") or {}).get("device_props")
@@ -261,10 +324,12 @@ class BuildData:
                     drivers -= set(names)
         return frozenset(drivers)
 
-    @property
-    def vmstate(self) -> dict | None:
+    @cached_property
+    def vmstate(self) -> Mapping[str, Any] | None:
+        """The ``-dump-vmstate`` JSON: section (QOM class name) -> description. A read-only
+        mapping that parses and checks each section on first use."""
         value = self.doc.get("vmstate")
-        return value if isinstance(value, dict) else None
+        return VmstateSections(value, self.origin) if isinstance(value, dict) else None
 
     @property
     def firmware(self) -> dict[str, int] | None:
@@ -279,16 +344,56 @@ class BuildData:
     def machine_compat(self, machine: str) -> list[dict] | None:
         """``query-machines`` ``compat-props`` of ``machine`` (QEMU >= 9.1); None when the
         build cannot say (older QEMU, or a machine it does not have)."""
-        compat = self.doc.get("machine_compat")
-        if not isinstance(compat, dict):
+        compat, table = self.doc.get("machine_compat"), self.doc.get("compat")
+        if not isinstance(compat, dict) or not isinstance(table, list):
             return None
-        items = compat.get(machine)
-        return items if isinstance(items, list) else None
+        refs = compat.get(machine)
+        if not isinstance(refs, list):
+            return None
+        return [
+            {"qom-type": table[i][0], "property": table[i][1], "value": table[i][2]} for i in refs
+        ]
 
     def error(self, part: str) -> str | None:
         """Why ``part`` (``vmstate``, ``netdevs``, ...) was not recorded, if the probe said."""
         value = (self.doc.get("errors") or {}).get(part)
         return value if isinstance(value, str) else None
+
+
+class VmstateSections(Mapping[str, Any]):
+    """``-dump-vmstate`` sections kept as JSON text, parsed and checked on first use."""
+
+    def __init__(self, texts: dict[str, str], origin: str) -> None:
+        self._texts = texts
+        self._parsed: dict[str, Any] = {}
+        self._origin = origin
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._parsed:
+            return self._parsed[name]
+        text = self._texts[name]  # KeyError: no such section
+        where = f"vmstate[{name!r}]"
+        try:
+            sec = json.loads(text)
+        except (ValueError, RecursionError):
+            raise BuildError(self._origin, f"{where} is not JSON text of a section") from None
+        _want(self._origin, where, sec, dict)
+        if name != "vmschkmachine":
+            _want(self._origin, f"{where}.version_id", sec.get("version_id"), int)
+            _want(self._origin, f"{where}.minimum_version_id", sec.get("minimum_version_id"), int)
+            if "Description" in sec:
+                _want(self._origin, f"{where}.Description", sec["Description"], dict)
+        self._parsed[name] = sec
+        return sec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._texts
 
 
 # --- where builds live -------------------------------------------------------------------

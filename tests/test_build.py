@@ -135,9 +135,21 @@ CORRUPT = {
         "abstract should be bool",
     ),
     "bool version": (
-        lambda d: d["vmstate"]["e1000"].update(version_id=True),
-        "version_id should be int",
+        lambda d: d["vmstate"].update(
+            e1000=json.dumps(dict(json.loads(d["vmstate"]["e1000"]), version_id=True))
+        ),
+        "vmstate['e1000'].version_id should be int",
     ),
+    "section not JSON": (
+        lambda d: d["vmstate"].update(e1000="{"),
+        "vmstate['e1000'] is not JSON text",
+    ),
+    "section not text": (lambda d: d["vmstate"].update(e1000={}), "should be str"),
+    "props out of range": (
+        lambda d: d["device_props"].update(e1000="0-99999"),
+        "device_props['e1000'] = '0-99999' is not index ranges",
+    ),
+    "props table entry": (lambda d: d["props"].append(["x"]), "should be [name, type]"),
     "negative size": (
         lambda d: d["firmware"].update({"/usr/share/qemu/x.bin": -1}),
         "is not a file size",
@@ -165,7 +177,9 @@ def test_corrupt_build_file_is_refused_naming_it(tmp_path, case):
     path.write_text(json.dumps(src.doc))
     facts = load_facts(path)  # the facts themselves are fine; their build file is not
     with pytest.raises(InputError) as info:
-        _ = facts.build
+        build = facts.build  # the structure is checked on load,
+        build.device_props("e1000")  # each device's properties and
+        build.vmstate.get("e1000")  # each vmstate section on first use
     assert str(bad) in str(info.value) and expected in str(info.value)
     assert isinstance(info.value, BuildError)
 
@@ -222,7 +236,7 @@ def test_probe_skips_the_schema_when_the_controller_holds_the_key():
     assert full["qemu"]["build"] == lean["qemu"]["build"]
     schema = full["build_schema"]
     assert schema["key"] == full["qemu"]["build"]["key"]
-    assert lean_size < 200_000 < 1_000_000 < full_size
+    assert lean_size < 200_000 < 500_000 < full_size
     validate_build(schema, "probe")  # what the probe sends is a valid build document
 
 
