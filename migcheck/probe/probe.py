@@ -541,7 +541,32 @@ def module_files(directory):
     return out
 
 
-def build_identity(binary, arch, version, package):
+class Background(object):
+    """Run fn in a thread: hashing a 20-30 MB binary (hashlib releases the GIL) overlaps
+    QEMU's start-up instead of adding to it."""
+
+    def __init__(self, fn, *args):
+        import threading
+        self.result = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(fn,) + args)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, fn, *args):
+        try:
+            self.result = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - reported by get()
+            self.error = exc
+
+    def get(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def build_identity(binary, arch, version, package, sha):
     """What identifies a QEMU build: version string, binary digest, module directory digest.
     The controller stores what the build can build once under ``key``."""
     st = os.stat(binary)
@@ -549,7 +574,7 @@ def build_identity(binary, arch, version, package):
     mods = module_files(mdir)
     mod_digest = hashlib.sha256("".join(
         "%s\0%d\n" % (n, mods[n]) for n in sorted(mods)).encode()).hexdigest()
-    sha = file_sha256(binary)
+    sha = sha.get()
     key = hashlib.sha256(json.dumps([version, package, sha, mod_digest]).encode()).hexdigest()
     ident = {
         "key": key[:32],
@@ -785,6 +810,7 @@ def collect_qemu(arch, kvm, build_out):
     accel = ["-accel", "kvm", "-accel", "tcg"] if kvm.get("usable") else ["-accel", "tcg"]
     argv = [binary, "-S", "-no-user-config", "-nodefaults", "-display", "none",
             "-machine", "none"] + accel + ["-qmp", "stdio"]
+    sha = Background(file_sha256, binary)
     qmp = Qmp(argv, time.time() + timeout)
     try:
         greeting = qmp.read_message()
@@ -795,7 +821,7 @@ def collect_qemu(arch, kvm, build_out):
         out["version"] = version_string(version)
         out["package"] = version.get("package", "")
         try:
-            ident, mods = build_identity(binary, arch, out["version"], out["package"])
+            ident, mods = build_identity(binary, arch, out["version"], out["package"], sha)
             out["build"] = ident
         except (OSError, ValueError) as exc:
             ident, mods = None, {}
