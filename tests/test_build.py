@@ -85,8 +85,10 @@ def test_block_drivers_of_missing_modules_do_not_count():
 
 
 def test_lookup_beside_the_facts_first_then_the_local_store(tmp_path):
+    """Beside the facts file, then the local store, then beside facts loaded earlier."""
     src = fixture_facts(BOOKWORM)
     key = src.build_key
+    buildmod.forget_received()  # forget fixtures/hosts/qemu-builds (remembered on load)
     facts_dir = tmp_path / "facts"
     facts_dir.mkdir()
     path = facts_dir / "hv.json"
@@ -104,6 +106,12 @@ def test_lookup_beside_the_facts_first_then_the_local_store(tmp_path):
     assert (facts_dir / "qemu-builds" / f"{key}.json").is_file()
     assert Path(load_facts(path).build.origin).parent == facts_dir / "qemu-builds"
     assert not list((facts_dir / "qemu-builds").glob(".*tmp")), "atomic write left a temp file"
+    # A copy made in memory of facts loaded from a directory finds the build there too.
+    shutil.rmtree(store)
+    buildmod.forget_received()
+    loaded = load_facts(path)
+    copy = Facts(json.loads(json.dumps(loaded.doc)), "copy")  # no base_dir
+    assert copy.build is not None and Path(copy.build.origin).parent == facts_dir / "qemu-builds"
 
 
 def test_facts_without_build_data_say_so():

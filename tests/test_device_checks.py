@@ -221,8 +221,10 @@ def test_virtio_proxies_are_judged_by_their_virtio_device():
 
 def test_facts_without_build_data_make_device_checks_unknown(tmp_path):
     src = q72()
+    doc = json.loads(json.dumps(src.doc))
+    doc["qemu"]["build"]["key"] = missing = "0123456789abcdef" * 2  # a build nobody stored
     moved = tmp_path / "hv.json"
-    moved.write_text(json.dumps(src.doc))  # the facts without their qemu-builds/
+    moved.write_text(json.dumps(doc))
     from migcheck.facts import load_facts
 
     lonely = load_facts(moved)
@@ -240,7 +242,7 @@ def test_facts_without_build_data_make_device_checks_unknown(tmp_path):
         "device.netdev",
         "device.vmstate",
     }
-    assert all(src.build_key in f.message for f in dev)
+    assert all(missing in f.message for f in dev)
     # Facts written before the build store (no qemu.build at all): unknown too.
     doc = json.loads(json.dumps(src.doc))
     del doc["qemu"]["build"]
