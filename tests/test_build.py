@@ -272,3 +272,23 @@ def test_gather_stores_each_build_once_and_out_dir_carries_it(tmp_path):
     shutil.copytree(out, moved)
     again = load_facts(moved / saved.name)
     assert again.build is not None and Path(again.build.origin).parent == moved / "qemu-builds"
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        ({"key": "../../etc/passwd", "version": "7.2.22"}, "is not a build key"),
+        ({"key": 7}, "qemu.build.key should be str"),
+        ("dd2e30c51d00775df74e2dc6c8eb35ab", "qemu.build should be dict"),
+        ({"error": 3}, "qemu.build.error should be str"),
+    ],
+)
+def test_facts_with_a_malformed_build_reference_are_refused(tmp_path, build, expected):
+    from migcheck.facts import FactsError
+
+    doc = json.loads(json.dumps(fixture_facts(BOOKWORM).doc))
+    doc["qemu"]["build"] = build
+    path = tmp_path / "hv.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FactsError, match=expected):
+        load_facts(path)
