@@ -377,6 +377,7 @@ class VmstateSections(Mapping[str, Any]):
             sec = json.loads(text)
         except (ValueError, RecursionError):
             raise BuildError(self._origin, f"{where} is not JSON text of a section") from None
+        sec = _scrub(sec, self._origin)  # names reach the report: no terminal control
         _want(self._origin, where, sec, dict)
         if name != "vmschkmachine":
             _want(self._origin, f"{where}.version_id", sec.get("version_id"), int)
@@ -436,7 +437,8 @@ def known_keys() -> list[str]:
 def received(doc: Any, origin: str) -> BuildData:
     """Validate a build schema a probe sent, keep it for this process and in the local
     store (best effort: the store is a cache)."""
-    build = BuildData(validate_build(doc, f"{origin} (probe build data)"), origin)
+    where = f"{origin} (probe build data)"
+    build = BuildData(validate_build(_scrub(doc, where), where), origin)
     with _lock:
         _received[build.key] = build
     with contextlib.suppress(OSError):  # the store is a cache; this process keeps it
@@ -480,7 +482,8 @@ def load_build(path: str | Path, key: str | None = None) -> BuildData:
     except OSError as exc:
         raise InputError(f"{origin}: cannot read QEMU build file: {exc.strerror or exc}") from None
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        doc = json.loads(text)
     except UnicodeDecodeError as exc:
         raise BuildError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -491,10 +494,26 @@ def load_build(path: str | Path, key: str | None = None) -> BuildData:
         raise BuildError(
             origin, "not valid JSON (nested too deeply, or an overlong number)"
         ) from None
+    if _ESCAPED_CONTROL.search(text):  # rare: only then walk the whole document
+        doc = _scrub(doc, origin)
     build = BuildData(validate_build(doc, origin, key), origin)
     with _lock:
         _parsed[cache_key] = build
     return build
+
+
+# Terminal control characters (migcheck.textsafe) can only reach a parsed JSON string as
+# \u escapes (raw ones are not JSON); nested vmstate text shows them as \\u escapes.
+_ESCAPED_CONTROL = re.compile(r"\\u00(?:[01][0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])")
+
+
+def _scrub(value: Any, origin: str) -> Any:
+    from migcheck.textsafe import scrub_tree
+
+    try:
+        return scrub_tree(value)
+    except RecursionError:
+        raise BuildError(origin, "JSON nested too deeply") from None
 
 
 # qemu-builds/ directories beside the facts files this process loaded: facts derived from

@@ -292,3 +292,17 @@ def test_facts_with_a_malformed_build_reference_are_refused(tmp_path, build, exp
     path.write_text(json.dumps(doc))
     with pytest.raises(FactsError, match=expected):
         load_facts(path)
+
+
+def test_terminal_control_in_a_build_file_never_reaches_a_report(tmp_path):
+    src = fixture_facts(BOOKWORM)
+    doc = json.loads((BUILDS / f"{src.build_key}.json").read_text())
+    doc["identity"]["version"] = "7.2\x1b[2J"
+    section = json.loads(doc["vmstate"]["e1000"])
+    section["Description"]["name"] = "e1000\x1b]0;owned\x07"
+    doc["vmstate"]["e1000"] = json.dumps(section)
+    (tmp_path / f"{src.build_key}.json").write_text(json.dumps(doc))
+    build = load_build(tmp_path / f"{src.build_key}.json", src.build_key)
+    assert "\x1b" not in build.version
+    assert "\x1b" not in build.vmstate["e1000"]["Description"]["name"]
+    assert "\x07" not in build.vmstate["e1000"]["Description"]["name"]
