@@ -39,6 +39,10 @@ def _devices(ctx: Context) -> list[Device]:
     return list(ctx.vm.devices)
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"the {one}" if n == 1 else f"all {n} {many or one + 's'}"
+
+
 def _label(dev: Device) -> str:
     return f"{dev.driver} (id {dev.id})" if dev.id else dev.driver
 
@@ -104,7 +108,7 @@ def check_type(ctx: Context) -> list[Finding]:
             Finding(
                 cid,
                 Status.PASS,
-                f"the destination QEMU {dst.version} has all {n} device types",
+                f"the destination QEMU {dst.version} has {_count(n, 'device type')}",
                 destination=dst.key,
             )
         )
@@ -217,7 +221,8 @@ def check_property(ctx: Context) -> list[Finding]:
             Finding(
                 cid,
                 Status.PASS,
-                f"the destination QEMU {dst.version} has all {checked} properties set",
+                f"the destination QEMU {dst.version} has "
+                f"{_count(checked, 'property', 'properties')} set",
                 destination=dst.key,
             )
         )
@@ -537,8 +542,8 @@ def check_vmstate(ctx: Context) -> list[Finding]:
             Finding(
                 cid,
                 Status.PASS,
-                f"the destination loads all {compared} vmstate sections of the guest's devices "
-                "(static -dump-vmstate comparison; devices with no section send none)",
+                f"the destination loads {_count(compared, 'vmstate section')} of the guest's "
+                "devices (static -dump-vmstate comparison; devices with no section send none)",
             )
         )
     return findings
