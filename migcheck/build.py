@@ -354,6 +354,13 @@ class BuildData:
             {"qom-type": table[i][0], "property": table[i][1], "value": table[i][2]} for i in refs
         ]
 
+    @property
+    def complete(self) -> bool:
+        """Every part recorded: the only error allowed is QEMU < 9.1 refusing compat-props
+        (which a newer probe cannot fix either)."""
+        errors = self.doc.get("errors") or {}
+        return set(errors) <= {"machine_compat"}
+
     def error(self, part: str) -> str | None:
         """Why ``part`` (``vmstate``, ``netdevs``, ...) was not recorded, if the probe said."""
         value = (self.doc.get("errors") or {}).get(part)
@@ -423,7 +430,7 @@ def forget_received() -> None:
 
 def known_keys() -> list[str]:
     """Keys the controller holds (local store and this process), for the probe's CONFIG."""
-    keys = set(_received)
+    keys = {k for k, b in _received.items() if b.complete}
     try:
         for entry in os.scandir(store_dir()):
             stem = entry.name[:-5] if entry.name.endswith(".json") else ""
@@ -441,8 +448,9 @@ def received(doc: Any, origin: str) -> BuildData:
     build = BuildData(validate_build(_scrub(doc, where), where), origin)
     with _lock:
         _received[build.key] = build
-    with contextlib.suppress(OSError):  # the store is a cache; this process keeps it
-        write_build(build, store_dir(), replace=True)
+    if build.complete:  # a partial one is used, but fetched again by the next probe
+        with contextlib.suppress(OSError):  # the store is a cache; this process keeps it
+            write_build(build, store_dir(), replace=True)
     return build
 
 

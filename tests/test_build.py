@@ -306,3 +306,22 @@ def test_terminal_control_in_a_build_file_never_reaches_a_report(tmp_path):
     assert "\x1b" not in build.version
     assert "\x1b" not in build.vmstate["e1000"]["Description"]["name"]
     assert "\x07" not in build.vmstate["e1000"]["Description"]["name"]
+
+
+def test_a_partial_build_is_used_but_fetched_again():
+    """A probe whose QEMU failed part of the schema: this process uses what came, the
+    store does not keep it, so the next probe is not told the key is held."""
+    src = fixture_facts(TRIXIE)
+    doc = json.loads((BUILDS / f"{src.build_key}.json").read_text())
+    buildmod.forget_received()
+    doc["vmstate"] = None
+    doc["errors"] = {"vmstate": "QmpError: -dump-vmstate did not finish within 3 s"}
+    build = buildmod.received(doc, "hv-partial")
+    assert not build.complete and build.vmstate is None
+    assert not (buildmod.store_dir() / f"{build.key}.json").exists()
+    assert build.key not in buildmod.known_keys()
+    assert find_build(build.key) is build  # still this process's best knowledge
+    doc["errors"] = {
+        "machine_compat": "QmpError: query-machines: Parameter 'compat-props' is unexpected"
+    }
+    assert buildmod.received(doc, "hv-old-qemu").complete  # QEMU < 9.1: as good as it gets
