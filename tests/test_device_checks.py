@@ -112,8 +112,10 @@ def test_property_only_10_0_has_is_unsafe_backwards():
     fails = [f for f in back.findings if f.id == "device.property" and f.status is Status.FAIL]
     assert len(fails) == 1 and "host_uso" in fails[0].message
     assert "cannot build" in fails[0].fix  # off is not 10.0's default (true)
+    # Forward, 10.0 has the property (the 7.2 source could not have started this line,
+    # which is not what this test is about).
     forward = check_property(Context(guest, q72(), q100()))
-    assert statuses(forward) == {Status.PASS}
+    assert not any("in the destination" in f.message for f in forward)
 
 
 def test_property_equal_to_the_default_is_fixed_by_removing_it():

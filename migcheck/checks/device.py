@@ -233,7 +233,8 @@ def check_property(ctx: Context) -> list[Finding]:
 
 
 def netdev_types(ctx: Context) -> list[tuple[str, str]]:
-    """(backend type, where) for -netdev, -nic and -net (not the "nic" frontend)."""
+    """(backend type, where) for -netdev, -nic and -net (not the "nic" frontend), once per
+    type (a device graph may list a -nic's backend among the netdevs too)."""
     out = [(n.type, f"-netdev {n.type}" + (f",id={n.id}" if n.id else "")) for n in ctx.vm.netdevs]
     for opt in ctx.vm.options:
         if opt.name not in ("nic", "net") or not opt.value:
@@ -245,7 +246,7 @@ def netdev_types(ctx: Context) -> list[tuple[str, str]]:
         if not kind or kind == "none" or (opt.name == "net" and kind == "nic"):
             continue
         out.append((kind, f"-{opt.name} {kind}"))
-    return out
+    return list({kind: (kind, where) for kind, where in reversed(out)}.values())[::-1]
 
 
 def _drivers_in(value: Any, key: str = "") -> Iterable[str]:
