@@ -425,7 +425,6 @@ def forget_received() -> None:
     with _lock:
         _received.clear()
         _parsed.clear()
-        _seen_dirs.clear()
 
 
 def known_keys() -> list[str]:
@@ -524,25 +523,13 @@ def _scrub(value: Any, origin: str) -> Any:
         raise BuildError(origin, "JSON nested too deeply") from None
 
 
-# qemu-builds/ directories beside the facts files this process loaded: facts derived from
-# them in memory (what-if assumptions, fleet variations) keep finding their builds.
-_seen_dirs: dict[Path, None] = {}
-
-
-def remember_dir(facts_dir: Path) -> None:
-    with _lock:
-        _seen_dirs[facts_dir / BUILDS_DIR] = None
-
-
 def find_build(key: str, beside: Path | None = None) -> BuildData | None:
     """The build ``key``: beside the facts file (``beside/qemu-builds``) first, then the
-    local store, then beside the other facts files this process loaded, then what probes
-    sent this process. None when it is nowhere."""
+    local store, then what probes sent this process. None when it is nowhere."""
     if not KEY_RE.match(key):
         return None
     dirs = [beside / BUILDS_DIR] if beside is not None else []
     dirs.append(store_dir())
-    dirs += [d for d in list(_seen_dirs) if d not in dirs]
     for directory in dirs:
         path = directory / f"{key}.json"
         if path.is_file():

@@ -253,12 +253,7 @@ def load_facts(path: str | Path) -> Facts:
     except ValueError as exc:  # e.g. an integer longer than int() accepts
         raise FactsError(origin, f"not valid JSON ({str(exc).split(':')[0]})") from None
     doc = _split_build(doc, origin)
-    facts = Facts(validate(_scrubbed(doc, origin), origin), origin, str(p.parent))
-    if facts.build_key is not None:
-        from migcheck.build import remember_dir
-
-        remember_dir(p.parent)
-    return facts
+    return Facts(validate(_scrubbed(doc, origin), origin), origin, str(p.parent))
 
 
 def _split_build(doc: Any, origin: str) -> Any:
