@@ -85,6 +85,7 @@ def test_block_drivers_of_missing_modules_do_not_count():
 
 
 def test_lookup_beside_the_facts_first_then_the_local_store(tmp_path):
+    """Beside the facts file, then the local store."""
     src = fixture_facts(BOOKWORM)
     key = src.build_key
     facts_dir = tmp_path / "facts"
@@ -104,6 +105,11 @@ def test_lookup_beside_the_facts_first_then_the_local_store(tmp_path):
     assert (facts_dir / "qemu-builds" / f"{key}.json").is_file()
     assert Path(load_facts(path).build.origin).parent == facts_dir / "qemu-builds"
     assert not list((facts_dir / "qemu-builds").glob(".*tmp")), "atomic write left a temp file"
+    # A copy made in memory without its directory has only the local store to go by.
+    shutil.rmtree(store)
+    buildmod.forget_received()
+    copy = Facts(json.loads(json.dumps(load_facts(path).doc)), "copy")  # no base_dir
+    assert copy.build is None and key in copy.build_missing
 
 
 def test_facts_without_build_data_say_so():
@@ -135,9 +141,21 @@ CORRUPT = {
         "abstract should be bool",
     ),
     "bool version": (
-        lambda d: d["vmstate"]["e1000"].update(version_id=True),
-        "version_id should be int",
+        lambda d: d["vmstate"].update(
+            e1000=json.dumps(dict(json.loads(d["vmstate"]["e1000"]), version_id=True))
+        ),
+        "vmstate['e1000'].version_id should be int",
     ),
+    "section not JSON": (
+        lambda d: d["vmstate"].update(e1000="{"),
+        "vmstate['e1000'] is not JSON text",
+    ),
+    "section not text": (lambda d: d["vmstate"].update(e1000={}), "should be str"),
+    "props out of range": (
+        lambda d: d["device_props"].update(e1000="0-99999"),
+        "device_props['e1000'] = '0-99999' is not index ranges",
+    ),
+    "props table entry": (lambda d: d["props"].append(["x"]), "should be [name, type]"),
     "negative size": (
         lambda d: d["firmware"].update({"/usr/share/qemu/x.bin": -1}),
         "is not a file size",
@@ -165,7 +183,9 @@ def test_corrupt_build_file_is_refused_naming_it(tmp_path, case):
     path.write_text(json.dumps(src.doc))
     facts = load_facts(path)  # the facts themselves are fine; their build file is not
     with pytest.raises(InputError) as info:
-        _ = facts.build
+        build = facts.build  # the structure is checked on load,
+        build.device_props("e1000")  # each device's properties and
+        build.vmstate.get("e1000")  # each vmstate section on first use
     assert str(bad) in str(info.value) and expected in str(info.value)
     assert isinstance(info.value, BuildError)
 
@@ -222,7 +242,7 @@ def test_probe_skips_the_schema_when_the_controller_holds_the_key():
     assert full["qemu"]["build"] == lean["qemu"]["build"]
     schema = full["build_schema"]
     assert schema["key"] == full["qemu"]["build"]["key"]
-    assert lean_size < 200_000 < 1_000_000 < full_size
+    assert lean_size < 200_000 < 500_000 < full_size
     validate_build(schema, "probe")  # what the probe sends is a valid build document
 
 
@@ -250,3 +270,56 @@ def test_gather_stores_each_build_once_and_out_dir_carries_it(tmp_path):
     shutil.copytree(out, moved)
     again = load_facts(moved / saved.name)
     assert again.build is not None and Path(again.build.origin).parent == moved / "qemu-builds"
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        ({"key": "../../etc/passwd", "version": "7.2.22"}, "is not a build key"),
+        ({"key": 7}, "qemu.build.key should be str"),
+        ("dd2e30c51d00775df74e2dc6c8eb35ab", "qemu.build should be dict"),
+        ({"error": 3}, "qemu.build.error should be str"),
+    ],
+)
+def test_facts_with_a_malformed_build_reference_are_refused(tmp_path, build, expected):
+    from migcheck.facts import FactsError
+
+    doc = json.loads(json.dumps(fixture_facts(BOOKWORM).doc))
+    doc["qemu"]["build"] = build
+    path = tmp_path / "hv.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FactsError, match=expected):
+        load_facts(path)
+
+
+def test_terminal_control_in_a_build_file_never_reaches_a_report(tmp_path):
+    src = fixture_facts(BOOKWORM)
+    doc = json.loads((BUILDS / f"{src.build_key}.json").read_text())
+    doc["identity"]["version"] = "7.2\x1b[2J"
+    section = json.loads(doc["vmstate"]["e1000"])
+    section["Description"]["name"] = "e1000\x1b]0;owned\x07"
+    doc["vmstate"]["e1000"] = json.dumps(section)
+    (tmp_path / f"{src.build_key}.json").write_text(json.dumps(doc))
+    build = load_build(tmp_path / f"{src.build_key}.json", src.build_key)
+    assert "\x1b" not in build.version
+    assert "\x1b" not in build.vmstate["e1000"]["Description"]["name"]
+    assert "\x07" not in build.vmstate["e1000"]["Description"]["name"]
+
+
+def test_a_partial_build_is_used_but_fetched_again():
+    """A probe whose QEMU failed part of the schema: this process uses what came, the
+    store does not keep it, so the next probe is not told the key is held."""
+    src = fixture_facts(TRIXIE)
+    doc = json.loads((BUILDS / f"{src.build_key}.json").read_text())
+    buildmod.forget_received()
+    doc["vmstate"] = None
+    doc["errors"] = {"vmstate": "QmpError: -dump-vmstate did not finish within 3 s"}
+    build = buildmod.received(doc, "hv-partial")
+    assert not build.complete and build.vmstate is None
+    assert not (buildmod.store_dir() / f"{build.key}.json").exists()
+    assert build.key not in buildmod.known_keys()
+    assert find_build(build.key) is build  # still this process's best knowledge
+    doc["errors"] = {
+        "machine_compat": "QmpError: query-machines: Parameter 'compat-props' is unexpected"
+    }
+    assert buildmod.received(doc, "hv-old-qemu").complete  # QEMU < 9.1: as good as it gets

@@ -35,7 +35,7 @@ def host(name: str, kernel: str, os_release: dict, base: str = TRIXIE) -> Facts:
     doc["host"] = {"name": name}
     doc["kernel"] = dict(doc["kernel"], release=kernel, version=f"Linux version {kernel}")
     doc["os"] = dict(os_release)
-    return Facts(doc, name)
+    return Facts(doc, name, fixture_facts(base).base_dir)  # its QEMU build stays at hand
 
 
 @pytest.fixture(scope="module")

@@ -595,7 +595,32 @@ def module_files(directory):
     return out
 
 
-def build_identity(binary, arch, version, package):
+class Background(object):
+    """Run fn in a thread: hashing a 20-30 MB binary (hashlib releases the GIL) overlaps
+    QEMU's start-up instead of adding to it."""
+
+    def __init__(self, fn, *args):
+        import threading
+        self.result = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(fn,) + args)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, fn, *args):
+        try:
+            self.result = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - reported by get()
+            self.error = exc
+
+    def get(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def build_identity(binary, arch, version, package, sha):
     """What identifies a QEMU build: version string, binary digest, module directory digest.
     The controller stores what the build can build once under ``key``."""
     st = os.stat(binary)
@@ -603,7 +628,7 @@ def build_identity(binary, arch, version, package):
     mods = module_files(mdir)
     mod_digest = hashlib.sha256("".join(
         "%s\0%d\n" % (n, mods[n]) for n in sorted(mods)).encode()).hexdigest()
-    sha = file_sha256(binary)
+    sha = sha.get()
     key = hashlib.sha256(json.dumps([version, package, sha, mod_digest]).encode()).hexdigest()
     ident = {
         "key": key[:32],
@@ -667,7 +692,7 @@ def schema_enum(schema, command, member):
     return None
 
 
-def collect_device_schema(qmp):
+def collect_device_schema(qmp, table):
     types = {}
     listed = qmp.execute("qom-list-types", {"implements": "device", "abstract": True})
     for t in listed[:MAX_DEVICE_TYPES]:
@@ -688,18 +713,51 @@ def collect_device_schema(qmp):
         if isinstance(listed, Exception):
             errors[name] = str(listed)[:200]
             continue
-        entry = {}
+        entry = []
+        seen = set()
         for p in listed:
-            item = {"type": p.get("type")}
+            item = [p.get("name"), p.get("type")]
             if "default-value" in p:
-                item["default"] = p["default-value"]
-            entry[p.get("name")] = item
+                item.append(p["default-value"])
+            entry.append(table.intern(item))
+            seen.add(p.get("name"))
         for p in qom if isinstance(qom, list) else []:
             kind = p.get("type") or ""
-            if kind.startswith("link<") and p.get("name") not in entry:
-                entry[p.get("name")] = {"type": kind}
-        props[name] = entry
+            if kind.startswith("link<") and p.get("name") not in seen:
+                entry.append(table.intern([p.get("name"), kind]))
+        props[name] = index_ranges(entry)
     return types, props, errors
+
+
+def index_ranges(indexes):
+    """[0, 1, 2, 7, 9, 10] -> "0-2,7,9-10": the controller decodes only the device types a
+    guest uses, instead of parsing ~40,000 numbers per build."""
+    out = []
+    for i in sorted(set(indexes)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ",".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+
+
+class Interned(object):
+    """A table of unique JSON items, referenced by index. Device types share most of their
+    properties (every virtio-*-pci variant lists the same ~100), and machine types repeat
+    the compat arrays of every later release: interning cuts the schema about tenfold,
+    on the wire and for the controller that parses it."""
+
+    def __init__(self):
+        self.items = []
+        self.index = {}
+
+    def intern(self, item):
+        key = json.dumps(item, sort_keys=True)
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.items)
+            self.items.append(item)
+        return found
 
 
 def collect_vmstate(binary, timeout):
@@ -739,14 +797,17 @@ def collect_build_schema(qmp, binary, mods, deadline):
     def part(name, fn):
         try:
             out[name] = fn()
-        except (QmpError, OSError, ValueError, TypeError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one part failing costs only that part
             out[name] = None
             out["errors"][name] = "%s: %s" % (type(exc).__name__, exc)
 
     types = [None, None, None]
+    # device_props: type -> indexes into "props" ([name, type] or [name, type, default]).
+    props_table = Interned()
+    out["props"] = props_table.items
 
     def devices():
-        types[:] = collect_device_schema(qmp)
+        types[:] = collect_device_schema(qmp, props_table)
         return types[0]
 
     part("device_types", devices)
@@ -767,10 +828,20 @@ def collect_build_schema(qmp, binary, mods, deadline):
         # compat-props: QEMU >= 9.1 (qapi/machine.json, marked unstable); older builds
         # refuse the argument, and the build cannot say.
         machines = qmp.execute("query-machines", {"compat-props": True})
-        return dict((m.get("name"), m.get("compat-props") or []) for m in machines)
+        # machine -> indexes into "compat" ([qom-type, property, value]).
+        return dict((m.get("name"), [compat_table.intern(
+            [c.get("qom-type"), c.get("property"), c.get("value")])
+            for c in m.get("compat-props") or []]) for m in machines)
+
+    compat_table = Interned()
+    out["compat"] = compat_table.items
 
     part("machine_compat", compat)
-    part("vmstate", lambda: collect_vmstate(binary, max(1.0, deadline - time.time())))
+    # Each section stays JSON text: the controller parses only the sections of the devices
+    # a guest has (a dump is ~230 sections, ~0.4 MB).
+    part("vmstate", lambda: dict(
+        (name, json.dumps(section, sort_keys=True, separators=(",", ":")))
+        for name, section in collect_vmstate(binary, max(1.0, deadline - time.time())).items()))
     out["vmstate_machine"] = "none"
     part("firmware", lambda: firmware_files(binary))
     out["seconds"] = round(time.time() - started, 3)
@@ -793,6 +864,7 @@ def collect_qemu(arch, kvm, build_out=None):
     accel = ["-accel", "kvm", "-accel", "tcg"] if kvm.get("usable") else ["-accel", "tcg"]
     argv = [binary, "-S", "-no-user-config", "-nodefaults", "-display", "none",
             "-machine", "none"] + accel + ["-qmp", "stdio"]
+    sha = Background(file_sha256, binary)
     qmp = Qmp(argv, time.time() + timeout)
     try:
         greeting = qmp.read_message()
@@ -803,7 +875,7 @@ def collect_qemu(arch, kvm, build_out=None):
         out["version"] = version_string(version)
         out["package"] = version.get("package", "")
         try:
-            ident, mods = build_identity(binary, arch, out["version"], out["package"])
+            ident, mods = build_identity(binary, arch, out["version"], out["package"], sha)
             out["build"] = ident
         except (OSError, ValueError) as exc:
             ident, mods = None, {}
