@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require
 from lab import hostdata
 from typer.testing import CliRunner
 
@@ -227,8 +228,9 @@ def test_sudo_without_password_prompt(hosts, tmp_path: Path):
     fake = tmp_path / "sudo"
     fake.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    if not Path("/usr/bin/sudo").exists():
-        pytest.skip("no /usr/bin/sudo to stand in for")
+    require(
+        Path("/usr/bin/sudo").exists(), "no /usr/bin/sudo to stand in for (apt-get install sudo)"
+    )
     hosts.add_host("s-sudo", qemu=None, extra={"/usr/bin/sudo": fake})
     result = run(
         "gather", "s-sudo", "-F", str(hosts.ssh_config), "--out-dir", str(tmp_path), "--sudo"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from migcheck.gather import gather
 from migcheck.hostinfo import usable_cpu_models
@@ -28,10 +29,11 @@ def _virsh(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def libvirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    if shutil.which("virsh") is None or shutil.which("libvirtd") is None:
-        pytest.skip("libvirt is not installed (apt-get install libvirt-daemon-system)")
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        pytest.skip("needs a usable /dev/kvm")
+    require(
+        shutil.which("virsh") is not None and shutil.which("libvirtd") is not None,
+        "libvirt is not installed (apt-get install libvirt-daemon-system)",
+    )
+    require(os.access("/dev/kvm", os.R_OK | os.W_OK), "needs a usable /dev/kvm")
     started = None
     if _virsh("version").returncode != 0:
         if os.geteuid() != 0:
