@@ -160,7 +160,6 @@ def test_fleet_key_ignores_fields_no_check_reads(tmp_path, monkeypatch):
     doc["kernel"]["version"] = "#1 SMP PREEMPT_DYNAMIC something else"
     doc["cpu"]["microcode"] = "0xdeadbeef"
     assert fingerprint(Facts(doc, "x", base.base_dir)) == fingerprint(base)
-    assert fingerprint(Facts(doc, "x")) != fingerprint(base)  # its build data is not at hand
     assert "kernel.release" in declared_reads()
 
 
