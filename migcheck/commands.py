@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migcheck.catalog import Catalog, shipped_catalog
 from migcheck.errors import (
@@ -23,7 +24,6 @@ from migcheck.errors import (
     MigcheckError,
 )
 from migcheck.facts import Facts, save_facts
-from migcheck.fleet import Assumption, Change, FleetResult, compare, evaluate
 from migcheck.gather import (
     Gatherer,
     GatherOptions,
@@ -36,6 +36,9 @@ from migcheck.gather import (
 from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
+
+if TYPE_CHECKING:  # the fleet's modules cost ~6 ms to import; pair and host never need them
+    from migcheck.fleet import Assumption, Change, FleetResult
 
 # Called with each host's result as it completes (a progress bar ticks on it).
 Progress = Callable[[HostResult], None]
@@ -295,6 +298,8 @@ def fleet(
     many: GatherMany | None = None,
 ) -> FleetOutcome:
     """Which hosts can take which guests; with ``assume``, what an upgrade would change."""
+    from migcheck.fleet import Assumption, compare, evaluate
+
     assumptions = [Assumption.parse(a) for a in assume]
     guests = load_guests(cmdlines, domain_xml)
     names, groups = resolve_hosts(hosts, inventory)
