@@ -454,7 +454,9 @@ def _content_key(base: Path) -> str:
     edited, added or removed file, or a new migcheck, never reuses a stale parse."""
     from migcheck import __version__
 
-    digest = hashlib.sha256(f"{__version__} {sys.version_info[:2]}".encode())
+    # The directory is part of the key: two installs (or checkouts) with equal data must not
+    # take turns overwriting one cache file, since a parse records where it came from.
+    digest = hashlib.sha256(f"{__version__} {sys.version_info[:2]} {base}".encode())
     for path in sorted(base.rglob("*.toml")):
         digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:32]
