@@ -34,6 +34,7 @@ from migcheck.devicegraph import (
     complete_devices,
 )
 from migcheck.errors import InputError
+from migcheck.keyval import _split_items, split_keyval
 from migcheck.redact import redact_text
 from migcheck.vm import (
     CpuSpec,
@@ -269,50 +270,6 @@ def _oneline(value: str, limit: int = 80) -> str:
     """Text from the input made safe for a one-paragraph message (secrets redacted)."""
     flat = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in redact_text(value))
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _split_items(text: str) -> list[str]:
-    """Split on single commas; ``,,`` is a literal comma (QEMU's QemuOpts/keyval rule).
-
-    Pairs are taken greedily from the left, so ``a,,,b`` is ``["a,", "b"]`` exactly as
-    QEMU reads it.
-    """
-    items: list[str] = []
-    current: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == ",":
-            if text.startswith(",,", index):
-                current.append(",")
-                index += 2
-                continue
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    items.append("".join(current))
-    return items
-
-
-def split_keyval(text: str) -> tuple[str | None, dict[str, str]]:
-    """Split QEMU keyval text into (implied first value, {key: value}).
-
-    ``"pc,usb=off,dump-guest-core"`` -> ``("pc", {"usb": "off", "dump-guest-core": "on"})``.
-    The first item is the implied value only when it has no ``=``; a later bare ``key``
-    means ``key=on`` (QemuOpts' rule). ``,,`` is an escaped comma anywhere. Later keys
-    override earlier ones. Never raises.
-    """
-    first: str | None = None
-    props: dict[str, str] = {}
-    for index, item in enumerate(_split_items(text)):
-        key, equals, value = item.partition("=")
-        if index == 0 and not equals:
-            first = item or None
-        elif item:
-            props[key] = value if equals else "on"
-    return first, props
 
 
 # --------------------------------------------------------------------------- parser

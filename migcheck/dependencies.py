@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 
 from migcheck.catalog import Capability, Catalog, DeviceProps, version_tuple
-from migcheck.cmdline import split_keyval
 from migcheck.cpufeatures import canonical
+from migcheck.keyval import split_keyval
 from migcheck.machinetypes import upstream_version
 from migcheck.vm import Device, VmSpec, as_bool
 

@@ -233,7 +233,7 @@ class _Graph:
 
 
 def _keyval(text: str) -> tuple[str | None, dict[str, str]]:
-    from migcheck.cmdline import split_keyval
+    from migcheck.keyval import split_keyval
 
     return split_keyval(text)
 

@@ -33,11 +33,12 @@ from migcheck.blockers import triggered
 from migcheck.catalog import Catalog
 from migcheck.checks.base import Status
 from migcheck.checks.cpu import PASSTHROUGH_MODELS, host_features, is_cpuid_feature
-from migcheck.cmdline import parse_cmdline, split_keyval
+from migcheck.cmdline import parse_cmdline
 from migcheck.cpufeatures import canonical
 from migcheck.dependencies import guest_dependencies
 from migcheck.facts import Facts
 from migcheck.fleet import baseline_cpu
+from migcheck.keyval import split_keyval
 from migcheck.machinetypes import newest_of_line, parse_machine
 from migcheck.pair import PairReport, check_pair
 from migcheck.platforms import Has, host_platforms, recommended_pin

@@ -185,8 +185,8 @@ title = "s"
     ],
 )
 def test_a_broken_entry_names_file_and_entry(tmp_path, extra: str, problem: str):
-    from migcheck.blockers import load_blockers
     from migcheck.catalog import CatalogError
+    from migcheck.catalog.blockers import load_blockers
 
     path = tmp_path / "blockers.toml"
     path.write_text(GOOD_ENTRY.replace('fix = "f"\n', 'fix = "f"\n' + extra))
@@ -205,8 +205,8 @@ def test_a_broken_entry_names_file_and_entry(tmp_path, extra: str, problem: str)
     ],
 )
 def test_a_broken_option_match_is_refused(tmp_path, match: str):
-    from migcheck.blockers import load_blockers
     from migcheck.catalog import CatalogError
+    from migcheck.catalog.blockers import load_blockers
 
     path = tmp_path / "blockers.toml"
     path.write_text(GOOD_ENTRY.replace('{ device = ["rocker"] }', match))
@@ -436,8 +436,8 @@ def test_a_qemu_newer_than_the_audit_is_never_a_blocker_pass():
 
 
 def test_the_audit_table_is_checked(tmp_path):
-    from migcheck.blockers import load_blockers
     from migcheck.catalog import CatalogError
+    from migcheck.catalog.blockers import load_blockers
 
     path = tmp_path / "blockers.toml"
     path.write_text('[audit]\nqemu_max = "ten"\n' + GOOD_ENTRY)

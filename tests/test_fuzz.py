@@ -36,8 +36,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qemudata import FIXTURES
 
-from migcheck.blockers import load_blockers, triggered
+from migcheck.blockers import triggered
 from migcheck.catalog import CatalogError, load_catalog, shipped_catalog
+from migcheck.catalog.blockers import load_blockers
 from migcheck.cmdline import load_cmdline, parse_cmdline
 from migcheck.errors import HostError, InputError, MigcheckError
 from migcheck.facts import (

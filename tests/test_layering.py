@@ -82,3 +82,24 @@ def test_the_rules_can_fail():
     # A renderer that imported a check would be caught.
     banned = FORBIDDEN["migcheck.report"]
     assert any("migcheck.checks.cpu".startswith(b) for b in banned)
+
+
+def test_no_import_cycles():
+    """No module reaches itself through imports (at any depth, lazy imports included): the
+    catalog owns its loaders, keyval text is split in one leaf module."""
+    import networkx as nx
+
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = nx.DiGraph()
+    for name, path in modules.items():
+        graph.add_node(name)
+        for target in imports(path):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            # A package importing its own submodule (or a submodule its package) is how
+            # Python packages work, not a cycle between layers.
+            inside = name.startswith(target + ".") or target.startswith(name + ".")
+            if target and target != name and not inside:
+                graph.add_edge(name, target)
+    cycles = list(nx.simple_cycles(graph))
+    assert not cycles, f"import cycles: {cycles}"

@@ -19,9 +19,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from migcheck.catalog.blockers import load_blockers
 from migcheck.catalog.cpumodels import load_cpu_families
 from migcheck.catalog.releases import Release, load_releases
-from migcheck.catalog.toml import CatalogError, read_toml
+from migcheck.catalog.toml import (
+    CatalogError,
+    _need,
+    _optional,
+    _sources,
+    check_option,
+    read_toml,
+)
 from migcheck.errors import InputError
 
 _LINUX_RE = re.compile(r"^\d+\.\d+$")
@@ -150,25 +158,6 @@ def platform_sort_key(name: str) -> tuple[Any, ...]:
     return (1, 0, 0, tuple(int(p) if p.isdigit() else p for p in parts))
 
 
-def _need(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in doc:
-        raise CatalogError(where, f"{key!r} is missing")
-    value = doc[key]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise CatalogError(where, f"{key!r} should be {kind.__name__}")
-    return value
-
-
-def _optional(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    """``doc[key]`` if it is a ``kind`` (a bool is not a number here), None if absent."""
-    value = doc.get(key)
-    if value is not None and (
-        not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
-    ):
-        raise CatalogError(where, f"{key!r} should be {kind.__name__}")
-    return value
-
-
 def _list(doc: Mapping[str, Any], key: str, where: str) -> list[Any]:
     value = doc.get(key, [])
     if not isinstance(value, list):
@@ -182,16 +171,6 @@ def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise CatalogError(where, f"{key!r} should be a list of strings")
     return tuple(value)
-
-
-def _sources(doc: Mapping[str, Any], where: str) -> tuple[Mapping[str, str], ...]:
-    sources = doc.get("sources")
-    if not isinstance(sources, list) or not sources:
-        raise CatalogError(where, "needs at least one [[sources]] entry (every fact cites one)")
-    for i, s in enumerate(sources):
-        if not isinstance(s, dict) or not isinstance(s.get("url") or s.get("title"), str):
-            raise CatalogError(where, f"sources[{i}] needs a title or url")
-    return tuple(sources)
 
 
 def _linux(value: Any, where: str, key: str = "linux") -> str:
@@ -266,16 +245,6 @@ def load_capability(path: Path, known_kvm_caps: frozenset[str]) -> Capability:
         sources=_sources(doc, where),
         path=str(path),
     )
-
-
-def check_option(option: Mapping[str, Any], where: str) -> None:
-    """An option match (``{ option = "netdev", key = "vhost", value = "on" }``), as
-    dependencies._option_matches() reads it."""
-    _need(option, "option", str, where)
-    _optional(option, "key", str, where)
-    value = option.get("value")
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise CatalogError(where, "'value' should be a string, number or boolean")
 
 
 def _platform_flag(doc: Mapping[str, Any], where: str) -> bool:
@@ -359,8 +328,6 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
     for path in sorted((base / "distros").glob("*.toml")):
         add(_load_distro(path, caps))
     _check_references(platforms, caps)
-    from migcheck.blockers import load_blockers
-
     return Catalog(
         caps,
         platforms,

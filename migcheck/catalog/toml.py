@@ -1,8 +1,10 @@
-"""Reading catalog TOML files: one error type naming the file and entry for every loader."""
+"""Reading catalog TOML files: one error type naming the file and entry, and the field
+validators every loader shares."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +33,42 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise CatalogError(str(path), f"not UTF-8 text (byte {exc.start})") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise CatalogError(str(path), "not valid TOML: nested too deeply") from None
+
+
+def _need(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in doc:
+        raise CatalogError(where, f"{key!r} is missing")
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise CatalogError(where, f"{key!r} should be {kind.__name__}")
+    return value
+
+
+def _optional(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``doc[key]`` if it is a ``kind`` (a bool is not a number here), None if absent."""
+    value = doc.get(key)
+    if value is not None and (
+        not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+    ):
+        raise CatalogError(where, f"{key!r} should be {kind.__name__}")
+    return value
+
+
+def _sources(doc: Mapping[str, Any], where: str) -> tuple[Mapping[str, str], ...]:
+    sources = doc.get("sources")
+    if not isinstance(sources, list) or not sources:
+        raise CatalogError(where, "needs at least one [[sources]] entry (every fact cites one)")
+    for i, s in enumerate(sources):
+        if not isinstance(s, dict) or not isinstance(s.get("url") or s.get("title"), str):
+            raise CatalogError(where, f"sources[{i}] needs a title or url")
+    return tuple(sources)
+
+
+def check_option(option: Mapping[str, Any], where: str) -> None:
+    """An option match (``{ option = "netdev", key = "vhost", value = "on" }``), as
+    dependencies._option_matches() reads it."""
+    _need(option, "option", str, where)
+    _optional(option, "key", str, where)
+    value = option.get("value")
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise CatalogError(where, "'value' should be a string, number or boolean")

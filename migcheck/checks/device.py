@@ -16,8 +16,8 @@ from typing import Any
 from migcheck.build import BuildData
 from migcheck.checks.base import Context, Finding, Status, unknown
 from migcheck.checks.registry import check
-from migcheck.cmdline import split_keyval
 from migcheck.facts import Facts
+from migcheck.keyval import split_keyval
 from migcheck.vm import Device
 
 READS = ("qemu.build",)
