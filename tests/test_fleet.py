@@ -77,9 +77,9 @@ def test_identical_hosts_share_a_class_despite_volatile_fields():
     doc["host"] = {"name": "other", "gathered_at": "2030-01-01"}
     doc["probe"]["seconds"] = 9.9
     doc["cpu"]["count"] = 512
-    assert fingerprint(Facts(doc, "x")) == fingerprint(a)
+    assert fingerprint(Facts(doc, "x", a.base_dir)) == fingerprint(a)
     doc["kernel"]["release"] = "6.1.0-18-amd64"
-    assert fingerprint(Facts(doc, "x")) != fingerprint(a)
+    assert fingerprint(Facts(doc, "x", a.base_dir)) != fingerprint(a)
 
 
 def test_class_grouping_equals_naive_all_pairs_on_50_hosts():
@@ -168,7 +168,7 @@ def test_fleet_cli_exit_codes_and_formats(tmp_path: Path):
     paths = []
     for name in ("hv00", "hv01", "hv03"):
         p = tmp_path / f"{name}.json"
-        p.write_text(json.dumps(hosts[name].doc))
+        save_facts(hosts[name], p)  # with its QEMU build beside it, as gather writes facts
         paths.append(str(p))
     gdir = tmp_path / "guests"
     gdir.mkdir()
