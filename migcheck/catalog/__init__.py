@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from migcheck.catalog.blockers import load_blockers
+from migcheck.catalog.compat import load_compat
 from migcheck.catalog.cpumodels import load_cpu_families
 from migcheck.catalog.releases import Release, load_releases
 from migcheck.catalog.toml import (
@@ -131,6 +132,7 @@ class Catalog:
     blockers: tuple[Any, ...] = field(default=(), repr=False)  # migcheck.blockers.Blocker
     releases: Mapping[tuple[int, int], Release] = field(default_factory=dict, repr=False)
     cpu_families: tuple[tuple[str, str, int], ...] = field(default=(), repr=False)
+    compat: Any = field(default=None, repr=False)  # catalog.compat.CompatTable, if shipped
 
     def platform(self, name: str) -> Platform:
         try:
@@ -335,6 +337,7 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
         load_blockers(base / "qemu" / "blockers.toml"),
         load_releases(base / "qemu" / "releases.toml"),
         load_cpu_families(base / "qemu" / "cpu-models.toml"),
+        load_compat(base / "qemu" / "compat") if (base / "qemu" / "compat").is_dir() else None,
     )
 
 

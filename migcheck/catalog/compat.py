@@ -28,12 +28,10 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from migcheck.catalog import _sources, default_catalog_dir
-from migcheck.catalog.toml import CatalogError
+from migcheck.catalog.toml import CatalogError, _sources
 from migcheck.catalog.toml import read_toml as _read
 
 _RELEASE_RE = re.compile(r"^(\d+)\.(\d+)$")
@@ -316,7 +314,11 @@ def _load_release(path: Path, families: tuple[str, ...]) -> CompatRelease:
 def load_compat(directory: Path | str | None = None) -> CompatTable:
     """Load and validate ``data/qemu/compat/``: a broken file is a :class:`CatalogError`
     (an InputError) naming the file and the entry."""
-    root = Path(directory) if directory is not None else default_catalog_dir() / "qemu" / "compat"
+    if directory is None:
+        from migcheck.catalog import default_catalog_dir
+
+        directory = default_catalog_dir() / "qemu" / "compat"
+    root = Path(directory)
     index = root / "families.toml"
     if not index.is_file():
         raise CatalogError(str(index), "missing (the compat table's index)")
@@ -386,9 +388,12 @@ def load_compat(directory: Path | str | None = None) -> CompatTable:
     )
 
 
-@cache
 def shipped_compat() -> CompatTable:
-    return load_compat()
+    """The shipped table, parsed with (and cached as part of) the catalog."""
+    from migcheck.catalog import shipped_catalog
+
+    compat = shipped_catalog().compat
+    return compat if compat is not None else load_compat()
 
 
 # --- effective defaults --------------------------------------------------------------------
