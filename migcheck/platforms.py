@@ -331,16 +331,22 @@ def equivalents(catalog: Catalog, platform_id: str) -> list[str]:
 # --- views: plain data for renderers (which never import the catalog or this module) ----
 
 
+def _identity(p: Platform) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "title": p.title,
+        "linux": p.linux,
+        "released": p.released,
+        "lts": p.lts,
+    }
+
+
 def list_view(catalog: Catalog) -> list[dict[str, Any]]:
     """Every platform, upstream first then distributions, as ``platforms list`` shows it."""
     return [
-        {
-            "id": p.id,
-            "kind": p.kind,
-            "title": p.title,
-            "linux": p.linux,
-            "released": p.released,
-            "lts": p.lts,
+        _identity(p)
+        | {
             "capabilities": sorted(p.capabilities),
             "os": {"id": p.os_id, "version_id": p.os_version} if p.kind == "distro" else None,
             "kernel": list(p.kernel_patterns),
@@ -356,13 +362,7 @@ def show_view(catalog: Catalog, name: str) -> dict[str, Any]:
     def via(cap_id: str) -> str:
         return "backport" if any(b.capability == cap_id for b in p.backports) else "kernel"
 
-    return {
-        "id": p.id,
-        "kind": p.kind,
-        "title": p.title,
-        "linux": p.linux,
-        "released": p.released,
-        "lts": p.lts,
+    return _identity(p) | {
         "extends": p.extends,
         "parents": parents(catalog, p.id),
         "children": children(catalog, p.id),
