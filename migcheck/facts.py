@@ -45,6 +45,22 @@ LIMITS = {
 MAX_CAP_VALUE = 2**31 - 1  # KVM_CHECK_EXTENSION returns an int
 
 
+class DuplicateKey(ValueError):
+    """A JSON object with one key twice: JSON keeps the last silently, so a tampered or
+    corrupt document could hide a value behind another; such a document is refused."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def parse_version(text: str) -> tuple[int, int, int] | None:
     """``"7.2.22"`` -> ``(7, 2, 22)``; anything unparsable -> None."""
     m = _VERSION_RE.match(text or "")
@@ -161,7 +177,21 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _validate_cpu_extra(doc["cpu"], origin)
     host = doc.get("host", {})
     _check_type(origin, "host", host, dict)
+    if "name" in host:
+        _check_type(origin, "host.name", host["name"], str)
+    for meta in ("probe", "assumed"):
+        if meta in doc:
+            _check_type(origin, meta, doc[meta], dict)
     return doc
+
+
+def _unique_names(origin: str, where: str, items: list[dict[str, Any]]) -> None:
+    """A name listed twice cannot say which of its answers holds: refuse, never pick one."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item["name"] in seen:
+            raise FactsError(origin, f"{where}[{i}].name {item['name']!r} is listed twice")
+        seen.add(item["name"])
 
 
 def _validate_list_of_named(origin: str, where: str, items: Any) -> None:
@@ -182,14 +212,16 @@ def _validate_qemu(sec: dict[str, Any], origin: str) -> None:
             raise FactsError(origin, f"qemu.version {shown!r} is not a version")
     if "machines" in sec:
         _validate_list_of_named(origin, "qemu.machines", sec["machines"])
+        _unique_names(origin, "qemu.machines", sec["machines"])
         for i, machine in enumerate(sec["machines"]):
             if machine.get("alias") is not None:  # aliases key a mapping (hostinfo)
                 _check_type(origin, f"qemu.machines[{i}].alias", machine["alias"], str)
     if "cpu_models" in sec:
         _validate_list_of_named(origin, "qemu.cpu_models", sec["cpu_models"])
+        _unique_names(origin, "qemu.cpu_models", sec["cpu_models"])
         for i, model in enumerate(sec["cpu_models"]):
             unavailable = model.get("unavailable_features")
-            if unavailable is not None:
+            if "unavailable_features" in model:  # absent: QEMU could not say (unknown)
                 where = f"qemu.cpu_models[{i}].unavailable_features"
                 _check_type(origin, where, unavailable, list)
                 for j, feature in enumerate(unavailable):  # checks sort and canonicalise them
@@ -312,7 +344,9 @@ def load_facts(path: str | Path) -> Facts:
     except OSError as exc:
         raise InputError(f"{origin}: cannot read facts file: {exc.strerror or exc}") from None
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKey as exc:
+        raise FactsError(origin, f"key {exc.args[0]!r} appears twice in one object") from None
     except UnicodeDecodeError as exc:
         raise FactsError(origin, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -353,7 +387,9 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
     if not text:
         raise HostError(origin, "the probe printed nothing")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKey as exc:
+        raise HostError(origin, f"the probe's output repeats the key {exc.args[0]!r}") from None
     except (ValueError, RecursionError) as exc:  # ValueError: e.g. an overlong integer
         if isinstance(exc, json.JSONDecodeError):
             detail = exc.msg
@@ -503,8 +539,8 @@ class Facts:
         """QEMU's expansion of ``-cpu host`` (KVM) or ``max`` (TCG): model and props."""
         q = self.qemu
         hc = q.get("host_cpu") if q else None
-        if not isinstance(hc, Mapping) or "error" in hc:
-            return None
+        if not isinstance(hc, Mapping) or "error" in hc or not hc.get("props"):
+            return None  # an empty expansion says nothing about the host's CPU
         return hc
 
     # --- the QEMU build (migcheck.build) ---------------------------------------------

@@ -491,3 +491,64 @@ def test_probe_output_valid(name):
     facts = facts_from_probe_output("\n" + json.dumps(doc) + "\n", "web01")
     assert isinstance(facts, Facts)
     assert facts.doc == doc and facts.origin == "web01"
+
+
+# --- wrong shapes are refused or make the affected checks unknown (issue 21 section 7) ----
+
+
+def _variant(tmp_path, mutate, raw_edit=None):
+    import copy as _copy
+
+    from migcheck.facts import load_facts as _load
+
+    base = json.loads((FIXTURES / "hosts" / "debian12-qemu7.2-epyc-pvm.json").read_text())
+    doc = _copy.deepcopy(base)
+    mutate(doc)
+    text = json.dumps(doc)
+    if raw_edit:
+        text = raw_edit(text)
+    path = tmp_path / "hv.json"
+    path.write_text(text)
+    return lambda: _load(path)
+
+
+def _model(doc, name="pentium3"):
+    return next(m for m in doc["qemu"]["cpu_models"] if m["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("what", "mutate", "raw_edit", "message"),
+    [
+        ("null unavailable", lambda d: _model(d).update(unavailable_features=None), None,
+         "should be list"),
+        ("model twice", lambda d: d["qemu"]["cpu_models"].append(_model(d)), None,
+         "listed twice"),
+        ("machine twice", lambda d: d["qemu"]["machines"].append(d["qemu"]["machines"][0]),
+         None, "listed twice"),
+        ("duplicate key", lambda d: None,
+         lambda t: t.replace('"kvm": {', '"kvm": {"usable": false, ', 1), "appears twice"),
+        ("host name", lambda d: d.update(host={"name": 5}), None, "host.name"),
+        ("probe metadata", lambda d: d.update(probe="x"), None, "probe should be dict"),
+    ],
+)  # fmt: skip
+def test_wrong_shapes_are_refused(tmp_path, what, mutate, raw_edit, message):
+    load = _variant(tmp_path, mutate, raw_edit)
+    with pytest.raises(FactsError, match=message):
+        load()
+
+
+def test_missing_answers_make_checks_unknown(tmp_path):
+    from migcheck.checks.base import Status
+    from migcheck.cmdline import parse_cmdline
+    from migcheck.pair import check_pair
+
+    good = load_facts(FIXTURES / "hosts" / "debian12-qemu7.2-epyc-pvm.json")
+    no_answer = _variant(tmp_path, lambda d: _model(d).pop("unavailable_features"))()
+    vm = parse_cmdline("-machine pc-q35-7.2 -nodefaults -accel kvm -cpu pentium3", "vm")
+    report = check_pair(vm, good, no_answer)
+    assert next(f for f in report.findings if f.id == "cpu.model").status is Status.UNKNOWN
+    assert report.verdict.value == "unknown"
+    (tmp_path / "e").mkdir()
+    empty = _variant(tmp_path / "e", lambda d: d["qemu"]["host_cpu"].update(props={}))()
+    host = parse_cmdline("-machine pc-q35-7.2 -nodefaults -accel kvm -cpu host", "vm")
+    assert check_pair(host, good, empty).verdict.value == "unknown"

@@ -318,8 +318,15 @@ def check_model(ctx: Context) -> list[Finding]:
     # for cannot be lost. The probe's answers assume the default irqchip.
     off = {f for f, on in _wanted(ctx).items() if not on}
     off |= {canonical(f) for f, on in accel_defaults(ctx).items() if not on}
-    src_un = canonical_set(cpu_models(ctx.src, accel)[name].get("unavailable_features") or []) - off  # type: ignore[index]
-    dst_un = canonical_set(cpu_models(ctx.dst, accel)[name].get("unavailable_features") or []) - off  # type: ignore[index]
+    answers = {}
+    for role, facts, model in (("source", ctx.src, name), ("destination", ctx.dst, name)):
+        listed = cpu_models(facts, accel)[model].get("unavailable_features")  # type: ignore[index]
+        if not isinstance(listed, list):
+            # QEMU omits the field when it cannot check runnability: no evidence either way.
+            return [unknown(cid, f"{role} {facts.name}: QEMU did not say which features of "
+                            f"{model} are unavailable")]  # fmt: skip
+        answers[role] = canonical_set(listed) - off
+    src_un, dst_un = answers["source"], answers["destination"]
     lost = dst_un - src_un  # the guest has them on the source; the destination cannot give them
     gained = src_un - dst_un  # the destination would add them under the running guest
     if _enforced(ctx) and src_un:
