@@ -625,7 +625,13 @@ def qemu_session(build: str, args: list[str], workdir: Path) -> Iterator[_Qmp]:
                 raise AssertionError(f"QEMU {build} refused {args}: {proc.stderr.read()}")
             assert time.monotonic() < deadline, f"QEMU {build} did not open its QMP socket"
             time.sleep(0.05)
-        client = _Qmp(sock)
+        while True:  # the socket file appears at bind(), a moment before QEMU listens
+            try:
+                client = _Qmp(sock)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, f"QEMU {build} never accepted on QMP"
+                time.sleep(0.05)
         yield client
         client.client.sendall(b'{"execute": "quit"}\n')
     finally:
