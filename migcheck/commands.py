@@ -24,6 +24,7 @@ from migcheck.errors import (
 )
 from migcheck.facts import Facts, save_facts
 from migcheck.fleet import Assumption, Change, FleetResult, compare, evaluate
+from migcheck.fleetload import LoadedFleet, LoadProgress
 from migcheck.gather import (
     Gatherer,
     GatherOptions,
@@ -33,6 +34,7 @@ from migcheck.gather import (
     running_guest,
     safe_file_stem,
 )
+from migcheck.hosts import parse_host
 from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
@@ -277,9 +279,42 @@ def apply_assumptions(
             raise InputError(
                 f"--assume {a.target}:{a.key}={a.value}: no host or group {a.target!r}"
             )
+        done: dict[int, tuple[Facts, Facts]] = {}  # hosts of a class share one Facts object
         for h in targets:
-            out[h] = assume(out[h], a.key, a.value, catalog)
+            hit = done.get(id(out[h]))
+            if hit is None or hit[0] is not out[h]:
+                hit = (out[h], assume(out[h], a.key, a.value, catalog))
+                done[id(out[h])] = hit
+            out[h] = hit[1]
     return out
+
+
+def _fleet_from_files(
+    names: list[tuple[str, str]],
+    *,
+    from_cache: bool,
+    digest_cache: bool,
+    progress: LoadProgress | None,
+) -> LoadedFleet:
+    """Facts files (or, ``from_cache``, each host's probe-cache entry), streamed: one parsed
+    document per class is kept."""
+    from migcheck.fleetload import DigestCache, load_fleet
+    from migcheck.gather import cached_facts_path
+
+    entries: list[tuple[str | None, str]] = []
+    missing: dict[str, str] = {}
+    for name, target in names:
+        if from_cache:
+            path = cached_facts_path(parse_host(target))
+            if not path.is_file():
+                missing[name] = "no facts in the probe cache (gather it once without --cached)"
+                continue
+            entries.append((name, str(path)))
+        else:
+            entries.append((None if name == target else name, target))
+    loaded = load_fleet(entries, cache=DigestCache() if digest_cache else None, progress=progress)
+    loaded.failed.update(missing)
+    return loaded
 
 
 def fleet(
@@ -293,30 +328,53 @@ def fleet(
     both_ways: bool = False,
     strict: bool = False,
     many: GatherMany | None = None,
+    from_cache: bool = False,
+    digest_cache: bool = True,
+    progress: LoadProgress | None = None,
 ) -> FleetOutcome:
-    """Which hosts can take which guests; with ``assume``, what an upgrade would change."""
+    """Which hosts can take which guests; with ``assume``, what an upgrade would change.
+
+    Facts files (and, with ``from_cache``, the probe cache: no host is contacted) are
+    streamed through :mod:`migcheck.fleetload`; other HOSTs are gathered. Ctrl-C while
+    reading or judging ends with what was judged, marked incomplete (never safe)."""
     assumptions = [Assumption.parse(a) for a in assume]
     guests = load_guests(cmdlines, domain_xml)
     names, groups = resolve_hosts(hosts, inventory)
     catalog = shipped_catalog()
-    results = (many or (lambda t: gather_many(t, options)))([target for _, target in names])
     facts: dict[str, Facts] = {}
     failed: dict[str, str] = {}
-    for (name, target), result in zip(names, results, strict=True):
-        if result.facts is not None:
-            # A facts file is known by the host name inside it, unless that is ambiguous.
-            if result.ref.kind == "file" and name == target and result.facts.name not in facts:
-                name = result.facts.name
-            facts[name] = result.facts
-        else:
-            err = result.error
-            if err is not None and err.exit_code == EXIT_INPUT:
-                raise err  # a broken facts file or HOST string is bad input
-            failed[name] = getattr(err, "reason", str(err))
+    fingerprints: dict[str, str] | None = None
+    interrupted = False
+    if from_cache or all(parse_host(t).kind == "file" for _, t in names):
+        loaded = _fleet_from_files(
+            names, from_cache=from_cache, digest_cache=digest_cache, progress=progress
+        )
+        facts, failed, fingerprints = loaded.hosts, loaded.failed, loaded.fingerprints
+        interrupted = loaded.interrupted
+    else:
+        results = (many or (lambda t: gather_many(t, options)))([target for _, target in names])
+        for (name, target), result in zip(names, results, strict=True):
+            if result.facts is not None:
+                # A facts file is known by the host name inside it, unless that is ambiguous.
+                if result.ref.kind == "file" and name == target and result.facts.name not in facts:
+                    name = result.facts.name
+                facts[name] = result.facts
+            else:
+                err = result.error
+                if err is not None and err.exit_code == EXIT_INPUT:
+                    raise err  # a broken facts file or HOST string is bad input
+                failed[name] = getattr(err, "reason", str(err))
     result = evaluate(
-        guests, facts, catalog, failed_hosts=failed, both_ways=both_ways, strict=strict
+        guests,
+        facts,
+        catalog,
+        failed_hosts=failed,
+        both_ways=both_ways,
+        strict=strict,
+        fingerprints=fingerprints,
     )
-    if not assumptions:
+    result.complete = result.complete and not interrupted
+    if not assumptions or not result.complete:
         return FleetOutcome(result, None, fleet_exit_code(result))
     after_facts = apply_assumptions(facts, groups, assumptions, catalog)
     final = evaluate(
@@ -328,6 +386,9 @@ def fleet(
 
 def fleet_exit_code(result: FleetResult, changes: Sequence[Change] | None = None) -> int:
     """A known reason to refuse (1) wins over missing data (3), as in ``pair``."""
+    if not result.complete:  # interrupted: what was judged, never safe
+        unsafe = any(c.verdict is Verdict.UNSAFE for c in result.cells.values())
+        return EXIT_UNSAFE if unsafe else EXIT_UNKNOWN
     if changes is not None:
         if any(c.regression for c in changes):
             return EXIT_UNSAFE

@@ -52,6 +52,11 @@ def _cache_path(ref: HostRef) -> Path:
     return cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
+def cached_facts_path(ref: HostRef) -> Path:
+    """Where the probe cache keeps ``ref``'s last facts (``fleet --cached`` reads them)."""
+    return _cache_path(ref)
+
+
 @dataclass
 class HostResult:
     ref: HostRef
@@ -153,7 +158,12 @@ class Gatherer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(facts.doc, sort_keys=True))
+            # One top-level section per line: fleet --cached shares repeated sections.
+            lines = (
+                f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}"
+                for k, v in sorted(facts.doc.items())
+            )
+            tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
             os.replace(tmp, path)
         except OSError:
             pass  # the cache is an optimisation; failing to write it is not an error
