@@ -230,7 +230,8 @@ class LoadedFleet:
     hosts: dict[str, Facts] = field(default_factory=dict)  # host -> its class's facts
     fingerprints: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # host -> why it was not read
-    read: int = 0  # files parsed (not answered by the digest cache)
+    read: int = 0  # files parsed
+    cached: int = 0  # digests the digest cache answered
     interrupted: bool = False
 
 
@@ -270,7 +271,9 @@ def load_fleet(
                 except OSError:
                     ident = None
                 hit = cache.get(path, ident) if ident is not None else None
-            if hit is None:
+            if hit is not None:
+                out.cached += 1
+            else:
                 facts = reader.load(path)
                 out.read += 1
                 host = facts.doc.get("host")
@@ -301,7 +304,10 @@ def load_fleet(
             fp = class_fingerprint(hit.digest, hit.build_key, at_hand[key])
             rep = reps.get(fp)
             if rep is None:
-                rep = facts if facts is not None else reader.load(path)
+                if facts is None:
+                    facts = reader.load(path)
+                    out.read += 1
+                rep = facts
                 reps[fp] = rep
             out.hosts[name] = rep
             out.fingerprints[name] = fp
