@@ -90,7 +90,8 @@ def make_cache(out: Path, n: int) -> None:
     import os
 
     os.environ["XDG_CACHE_HOME"] = str(out / "cache")
-    from migcheck.gather import _cache_path
+    from migcheck.fleetload import dumps_by_section
+    from migcheck.gather import cached_facts_path
     from migcheck.hosts import parse_host
 
     shapes = shape_docs()
@@ -100,9 +101,9 @@ def make_cache(out: Path, n: int) -> None:
         doc = host_doc(shapes[(i * 7) % len(shapes)], i, rng, "ssh")
         name = doc["host"]["name"]
         lines.append(name)
-        path = _cache_path(parse_host(name))
+        path = cached_facts_path(parse_host(name))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, sort_keys=True))
+        path.write_text(dumps_by_section(doc))  # as Gatherer._store writes it
     copy_builds(out / "cache" / "migcheck" / "qemu-builds")
     (out / "inventory.ini").write_text("\n".join(lines) + "\n")
 

@@ -28,7 +28,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,13 @@ _SHARE_MIN = 2048  # smaller sections are parsed each time: caching them costs m
 _ERROR_PLACEHOLDER = {"error": "validated before"}
 
 
+def dumps_by_section(doc: Mapping[str, Any]) -> str:
+    """Compact JSON with one top-level member per line (``,\n "name": ...``), sorted: what
+    the probe cache stores, so :class:`SectionReader` can share repeated sections."""
+    lines = (f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(doc.items()))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def _suspect(raw: bytes) -> bool:
     return any(s in raw for s in _SUSPECT)
 
@@ -55,6 +62,10 @@ class SectionReader:
     def __init__(self) -> None:
         self._parsed: dict[bytes, tuple[str, Any]] = {}  # piece bytes -> (name, value)
         self._valid: set[bytes] = set()  # pieces that passed validation in some document
+        self._shared_ids: set[int] = set()  # ids of the shared section objects (kept alive)
+
+    def shared(self, value: Any) -> bool:
+        return id(value) in self._shared_ids
 
     def load(self, path: str) -> Facts:
         """Exactly :func:`migcheck.facts.load_facts`, cheaper for repeated sections."""
@@ -83,6 +94,7 @@ class SectionReader:
                 hit = next(iter(member.items()))
                 if len(piece) >= _SHARE_MIN:
                     self._parsed[piece] = hit
+                    self._shared_ids.add(id(hit[1]))
             doc[hit[0]] = hit[1]  # a later duplicate key wins, as in json.loads
             if piece not in self._valid:
                 fresh.append(piece)
@@ -313,8 +325,11 @@ def load_fleet(
             out.fingerprints[name] = fp
             if progress is not None:
                 progress(i + 1, total, name)
-            if len(seen) > 4096:
-                seen.clear()  # unshared sections (one per host) must not pile up
+            if facts is not None and facts is not rep:
+                # Only shared sections stay in the digest memo: one host's own must not pile up.
+                for value in facts.doc.values():
+                    if not reader.shared(value):
+                        seen.pop(id(value), None)
     except KeyboardInterrupt:
         out.interrupted = True
         for given, path in entries[i:]:

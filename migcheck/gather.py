@@ -158,12 +158,9 @@ class Gatherer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            # One top-level section per line: fleet --cached shares repeated sections.
-            lines = (
-                f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}"
-                for k, v in sorted(facts.doc.items())
-            )
-            tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+            from migcheck.fleetload import dumps_by_section
+
+            tmp.write_text(dumps_by_section(facts.doc))  # fleet --cached shares its sections
             os.replace(tmp, path)
         except OSError:
             pass  # the cache is an optimisation; failing to write it is not an error
