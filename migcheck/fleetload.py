@@ -41,6 +41,8 @@ from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, load_facts,
 # of a control character (\u00XX, \b, \f, \r), DEL, or a UTF-8 C1 control (0xC2 0x80-0x9F).
 # Any of them (or a false alarm such as "\u00e9") sends the file down the full path.
 _SUSPECT = (b"\\u00", b"\\b", b"\\f", b"\\r", b"\x7f", b"\xc2")
+_CUT = b',\n "'  # between top-level members, as gather and the probe cache write them
+_PREFIX = 64
 _SHARE_MIN = 2048  # smaller sections are parsed each time: caching them costs more
 _ERROR_PLACEHOLDER = {"error": "validated before"}
 
@@ -53,7 +55,9 @@ def dumps_by_section(doc: Mapping[str, Any]) -> str:
 
 
 def _suspect(raw: bytes) -> bool:
-    return any(s in raw for s in _SUSPECT)
+    if b"\x7f" in raw or b"\xc2" in raw:
+        return True
+    return b"\\" in raw and any(s in raw for s in _SUSPECT)
 
 
 class SectionReader:
@@ -62,7 +66,10 @@ class SectionReader:
     def __init__(self) -> None:
         self._parsed: dict[bytes, tuple[str, Any]] = {}  # piece bytes -> (name, value)
         self._valid: set[bytes] = set()  # pieces that passed validation in some document
-        self._shared_ids: set[int] = set()  # ids of the shared section objects (kept alive)
+        self._shared_ids: set[int] = set()
+        self._by_prefix: dict[
+            bytes, list[bytes]
+        ] = {}  # first bytes -> shared pieces  # ids of the shared section objects (kept alive)
 
     def shared(self, value: Any) -> bool:
         return id(value) in self._shared_ids
@@ -78,13 +85,15 @@ class SectionReader:
         except OSError as exc:
             raise InputError(f"{path}: cannot read facts file: {exc.strerror or exc}") from None
         pieces = self._split(raw)
-        if pieces is None or _suspect(raw):
+        if pieces is None:
             return load_facts(path)
         doc: dict[str, Any] = {}
         fresh: list[bytes] = []
         for piece in pieces:
             hit = self._parsed.get(piece) if len(piece) >= _SHARE_MIN else None
             if hit is None:
+                if _suspect(piece):  # scrub_tree would change it: the full path scrubs
+                    return load_facts(path)
                 try:
                     member = json.loads(b"{" + piece + b"}")
                 except (ValueError, RecursionError):
@@ -95,6 +104,7 @@ class SectionReader:
                 if len(piece) >= _SHARE_MIN:
                     self._parsed[piece] = hit
                     self._shared_ids.add(id(hit[1]))
+                    self._by_prefix.setdefault(piece[:_PREFIX], []).append(piece)
             doc[hit[0]] = hit[1]  # a later duplicate key wins, as in json.loads
             if piece not in self._valid:
                 fresh.append(piece)
@@ -126,16 +136,36 @@ class SectionReader:
             validate(probe, origin)
             self._valid.update(p for p in fresh if len(p) >= _SHARE_MIN)
 
-    @staticmethod
-    def _split(raw: bytes) -> list[bytes] | None:
+    def _split(self, raw: bytes) -> list[bytes] | None:
+        """The text between the outer braces cut at every ``,\\n "``; a stretch whose bytes
+        equal a section seen before (and that ends at such a cut) is taken whole without
+        scanning it: it holds no cut, or it would not have been one piece."""
         body = raw.strip()
         if not (body.startswith(b"{") and body.endswith(b"}")):
             return None
         inner = body[1:-1].strip()
         if not inner:
             return None
-        parts = inner.split(b',\n "')
-        return [parts[0]] + [b'"' + p for p in parts[1:]]
+        pieces = []
+        start, end_all = 0, len(inner)
+        while True:
+            piece = None
+            for known in self._by_prefix.get(inner[start : start + _PREFIX], ()):
+                end = start + len(known)
+                if inner.startswith(known, start) and (
+                    end == end_all or inner.startswith(_CUT, end)
+                ):
+                    piece = known
+                    break
+            if piece is None:
+                end = inner.find(_CUT, start)
+                if end < 0:
+                    end = end_all
+                piece = inner[start:end]
+            pieces.append(piece)
+            if end == end_all:
+                return pieces
+            start = end + len(_CUT) - 1  # the next piece starts at its key's quote
 
 
 # --- the digest cache ------------------------------------------------------------------------
