@@ -13,7 +13,8 @@ exit and the child's peak RSS (``wait4``). Before and after run in turn (paired)
 
 Run: .venv/bin/python bench/fleet_scale_bench.py [--before DIR] [--hosts 1000,10000]
 ``--before DIR``: a checkout of the code to compare with (e.g. ``git worktree add DIR
-<commit>``); it runs with ``PYTHONPATH=DIR``. The fleets are made once under --work.
+<commit>`` and ``make -C DIR .venv/.installed``); it runs with DIR's own ``.venv``. The
+fleets are made once under --work.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main() -> None:
         for form in ("files", "cache"):
             fleet = ensure_fleet(args.work, form, n)
             xdg = fleet / "cache" if form == "cache" else args.work / f"xdg-{n}"
-            env = dict(os.environ, XDG_CACHE_HOME=str(xdg), PYTHONPATH="")
+            env = dict(os.environ, XDG_CACHE_HOME=str(xdg))
             after = command(python, form, fleet, args.work / "after.json")
             for temp in ("cold", "warm"):
                 pairs: dict[str, list[tuple[float, float, int]]] = {"after": [], "before": []}
@@ -94,9 +95,9 @@ def main() -> None:
                         shutil.rmtree(xdg / "migcheck" / "digests", ignore_errors=True)
                     pairs["after"].append(run(after, env))
                     if args.before and form == "files" and temp == "cold":
-                        before_env = dict(env, PYTHONPATH=str(args.before))
-                        before = command(python, form, fleet, args.work / "before.json")
-                        pairs["before"].append(run(before, before_env))
+                        old = str(args.before / ".venv" / "bin" / "python")
+                        before = command(old, form, fleet, args.work / "before.json")
+                        pairs["before"].append(run(before, env))
                 for who, runs in pairs.items():
                     if not runs:
                         continue
