@@ -35,7 +35,11 @@ GUEST = ROOT / "fixtures" / "cmdlines" / "web01-q35.cmdline"
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MB (10^6 bytes) and exit code of one run."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd "/": `python -m` puts the working directory first on sys.path, and a checkout
+    # there (the code before, say) would be imported instead of the code asked for.
+    proc = subprocess.Popen(
+        cmd, env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
