@@ -30,7 +30,7 @@ from migcheck.gather import (
     GatherOptions,
     HostResult,
     file_name_for,
-    load_probe_outputs,
+    iter_probe_outputs,
     running_guest,
     safe_file_stem,
 )
@@ -170,15 +170,18 @@ def file_name_for_text(text: str) -> str:
     return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
 
-def save_results(results: list[HostResult], out_dir: Path) -> list[Path]:
-    """One facts file per gathered host; two HOSTs naming one machine keep both files."""
+def save_results(
+    results: list[HostResult], out_dir: Path, used: set[str] | None = None
+) -> list[Path]:
+    """One facts file per gathered host; two HOSTs naming one machine keep both files
+    (``used``: the names taken so far, when results come in several calls)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MigcheckError(
             f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
         ) from None
-    used: set[str] = set()
+    used = set() if used is None else used
     written = []
     for result in results:
         if result.facts is None:
@@ -220,9 +223,26 @@ def gather(
 def gather_from_ansible(directory: Path, out_dir: Path | None) -> GatherOutcome:
     if out_dir is None:
         raise MigcheckError("give --out-dir DIR to save facts loaded with --from-ansible")
-    results = load_probe_outputs(directory)
-    outcome = GatherOutcome(results, save_results(results, out_dir))
-    return outcome
+    # Streamed: each host's facts are written, then only a summary of them is kept, so
+    # memory does not grow with the fleet (each probe output carries ~1 MB of build data).
+    results: list[HostResult] = []
+    written: list[Path] = []
+    used: set[str] = set()
+    for result in iter_probe_outputs(directory):
+        written += save_results([result], out_dir, used)
+        if result.facts is not None:
+            result.facts = _summary_facts(result.facts)
+        results.append(result)
+    return GatherOutcome(results, written)
+
+
+def _summary_facts(facts: Facts) -> Facts:
+    """What the gather summary shows (kernel, QEMU version, CPU, KVM), without the bulk."""
+    doc = dict(facts.doc)
+    qemu = doc.get("qemu")
+    if isinstance(qemu, dict) and "error" not in qemu:
+        doc["qemu"] = {"version": qemu.get("version")}
+    return Facts(doc, facts.origin, facts.base_dir)
 
 
 # --- host ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -262,10 +262,16 @@ def load_probe_outputs(directory: Path) -> list[HostResult]:
     """Probe results gathered by other tools: ``ansible HOSTS -m script -a PROBE --tree DIR``
     writes one JSON result per host (the probe's output under ``stdout``); a plain directory
     holds one probe output (a facts document) per file. The host is the file name."""
+    return list(iter_probe_outputs(directory))
+
+
+def iter_probe_outputs(directory: Path) -> Iterator[HostResult]:
+    """:func:`load_probe_outputs` one host at a time, so a caller can write and drop each."""
     if not directory.is_dir():
         raise InputError(f"--from-ansible {directory}: not a directory")
-    results = []
+    count = 0
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        count += 1
         ref = HostRef("file", path.name, str(path))
         result = HostResult(ref)
         try:
@@ -288,10 +294,9 @@ def load_probe_outputs(directory: Path) -> list[HostResult]:
             result.facts = Facts(fdoc, path.name)
         except MigcheckError as exc:
             result.error = exc
-        results.append(result)
-    if not results:
+        yield result
+    if not count:
         raise InputError(f"--from-ansible {directory}: no result files")
-    return results
 
 
 def running_guest(facts: Facts, name: str) -> VmSpec:

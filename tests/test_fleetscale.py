@@ -169,3 +169,21 @@ def test_ctrl_c_reports_what_was_judged(tmp_path: Path, fleet_dir: Path) -> None
     verdicts = {c["verdict"] for g in doc["guests"] for c in g.get("cells", [])}
     assert proc.returncode == (1 if "unsafe" in verdicts else 3), (proc.returncode, err)
     assert b"interrupted" in err
+
+
+def test_from_ansible_streams_and_keeps_only_a_summary(tmp_path: Path, fleet_dir: Path) -> None:
+    from migcheck.commands import gather_from_ansible
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i, path in enumerate(_files(fleet_dir)[:3]):
+        doc = json.loads(Path(path).read_text())
+        (tree / f"hv{i}").write_text(json.dumps({"rc": 0, "stdout": json.dumps(doc)}))
+    outcome = gather_from_ansible(tree, tmp_path / "facts")
+    assert outcome.exit_code == 0 and len(outcome.written) == 3
+    for result, written in zip(outcome.results, outcome.written, strict=True):
+        saved = load_facts(written)
+        assert saved.machines  # the file has everything
+        assert result.facts is not None and result.facts.machines is None  # memory: a summary
+        assert result.facts.qemu_version == saved.qemu_version
+        assert result.facts.kernel_release == saved.kernel_release
