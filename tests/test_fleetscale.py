@@ -187,3 +187,34 @@ def test_from_ansible_streams_and_keeps_only_a_summary(tmp_path: Path, fleet_dir
         assert result.facts is not None and result.facts.machines is None  # memory: a summary
         assert result.facts.qemu_version == saved.qemu_version
         assert result.facts.kernel_release == saved.kernel_release
+
+
+def test_cached_judges_from_the_probe_cache_without_contacting_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migcheck.commands import fleet
+    from migcheck.gather import GatherOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fleet" / "cache"))
+    make_fleet.make_cache(tmp_path / "fleet", 40)
+    inventory = tmp_path / "fleet" / "inventory.ini"
+    # One more host that was never gathered: unknown, and nothing is contacted for it.
+    inventory.write_text(inventory.read_text() + "never-gathered.example.net\n")
+    guest = tmp_path / "vm.cmdline"
+    guest.write_text(GUESTS[0])
+
+    def no_ssh(_targets: list[str]) -> list:
+        raise AssertionError("--cached must not gather")
+
+    outcome = fleet(
+        [],
+        GatherOptions(),
+        cmdlines=[str(guest)],
+        inventory=str(inventory),
+        from_cache=True,
+        many=no_ssh,
+    )
+    result = outcome.result
+    assert len(result.host_class) == 40 and len(result.classes) == 32
+    assert list(result.failed_hosts) == ["never-gathered.example.net"]
+    assert outcome.exit_code in (1, 3) and result.verdict.value != "safe"
