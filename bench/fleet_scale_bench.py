@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "fixtures" / "cmdlines" / "web01-q35.cmdline"
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MB (10^6 bytes) and exit code of one run."""
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS in MB (10^6 bytes) and CPU seconds (user + system) of one
+    run; on a shared machine CPU seconds say more than wall time."""
     start = time.monotonic()
     # cwd "/": `python -m` puts the working directory first on sys.path, and a checkout
     # there (the code before, say) would be imported instead of the code asked for.
@@ -45,7 +46,7 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1, 3):
         raise SystemExit(f"{' '.join(cmd[:4])} ...: exit {proc.returncode}")
-    return wall, usage.ru_maxrss * 1024 / 1e6, proc.returncode
+    return wall, usage.ru_maxrss * 1024 / 1e6, usage.ru_utime + usage.ru_stime
 
 
 def ensure_fleet(work: Path, form: str, n: int) -> Path:
@@ -91,7 +92,7 @@ def main() -> None:
             env = dict(os.environ, XDG_CACHE_HOME=str(xdg))
             after = command(python, form, fleet, args.work / "after.json")
             for temp in ("cold", "warm"):
-                pairs: dict[str, list[tuple[float, float, int]]] = {"after": [], "before": []}
+                pairs: dict[str, list[tuple[float, float, float]]] = {"after": [], "before": []}
                 if temp == "warm":
                     run(after, env)  # fills the digest cache
                 for _ in range(args.runs):
@@ -107,14 +108,19 @@ def main() -> None:
                         continue
                     walls = [r[0] for r in runs]
                     rss = [r[1] for r in runs]
+                    cpu = [r[2] for r in runs]
                     rows.append(
                         f"| {n:,} | {form} | {who} | {temp if who == 'after' else '-'} "
                         f"| {statistics.median(walls):.2f} s ({min(walls):.2f}-{max(walls):.2f}) "
-                        f"| {statistics.median(rss):.0f} MB | {len(runs)} |"
+                        f"| {statistics.median(cpu):.2f} | {statistics.median(rss):.0f} MB "
+                        f"| {len(runs)} |"
                     )
                     print(rows[-1], flush=True)
-    print("\n| hosts | form | code | digest cache | wall median (min-max) | peak RSS | runs |")
-    print("|---|---|---|---|---|---|---|")
+    head = (
+        "| hosts | form | code | digest cache | wall median (min-max) | CPU s | peak RSS | runs |"
+    )
+    print("\n" + head)
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
