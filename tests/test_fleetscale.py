@@ -146,12 +146,17 @@ def test_digest_cache_written_by_another_user_is_ignored(tmp_path: Path, fleet_d
     assert load_fleet([(None, path)], cache=DigestCache(cache_dir)).cached == 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_ctrl_c_reports_what_was_judged(tmp_path: Path, fleet_dir: Path) -> None:
     """A real SIGINT to the CLI while it judges: what was judged, complete: false, exit 3
     (or 1 when a judged cell is unsafe), never safe."""
     guests = tmp_path / "guests"
     guests.mkdir()
-    for i in range(6):  # enough guests that judging outlasts start-up by seconds
+    for i in range(12):  # judging takes several CPU-seconds, start-up a fraction of one
         (guests / f"g{i}.cmdline").write_text(GUESTS[i % 2])
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "migcheck.entry", "fleet", *_files(fleet_dir)]
@@ -159,8 +164,12 @@ def test_ctrl_c_reports_what_was_judged(tmp_path: Path, fleet_dir: Path) -> None
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path
     )
-    time.sleep(4.0)
-    assert proc.poll() is None, "the fleet finished before it could be interrupted"
+    # Interrupt once the process has spent 1.5 CPU-seconds (start-up and reading the 64 files
+    # take well under one): it is judging then, however loaded the machine is.
+    deadline = time.monotonic() + 120
+    while _cpu_seconds(proc.pid) < 1.5 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the fleet finished before it could be interrupted"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     doc = json.loads(out)
