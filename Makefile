@@ -31,8 +31,10 @@ fuzz: $(STAMP)
 	MIGCHECK_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/test_fuzz.py -q -p no:cacheprovider
 
 # Benchmarks (root: the SSH lab needs mount namespaces). Results: BENCHMARKS.md.
+# BEFORE=DIR (a checkout of older code with its own .venv) adds paired "before" runs.
 bench: $(STAMP)
 	$(BIN)/python bench/fleet_bench.py
+	$(BIN)/python bench/fleet_scale_bench.py $(if $(BEFORE),--before $(BEFORE))
 	$(BIN)/python bench/ssh_bench.py
 
 lint: $(STAMP)

@@ -8,12 +8,13 @@ stderr. The gathering options every command shares are declared once (:func:`gat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -241,6 +242,27 @@ def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -
         return commands.gather_many(hosts, options, progress=tick)
 
 
+@contextlib.contextmanager
+def _load_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A transient bar while a fleet's facts are read: on a terminal only, never in pipes
+    or when JSON goes to stdout."""
+    err = _stderr()
+    if not (show and err.is_terminal):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("reading facts"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def tick(done: int, total: int, name: str) -> None:
+            if done == 1 or done % 50 == 0 or done == total:  # redraws cost more than reads
+                bar.update(task, completed=done, total=total)
+
+        yield tick
+
+
 def _emit(text: str | None, output: Path | None = None) -> None:
     if text is None:
         return
@@ -457,24 +479,52 @@ def fleet(
         bool, typer.Option("--both-ways", help="A cell passes only if the guest can come back.")
     ] = False,
     strict: StrictOpt = False,
+    cached: Annotated[
+        bool,
+        typer.Option(
+            "--cached",
+            help="Judge each HOST from its facts in the probe cache, contacting no host; a "
+            "host with no cached facts is unknown.",
+        ),
+    ] = False,
+    digest_cache: Annotated[
+        bool,
+        typer.Option(
+            "--digest-cache/--no-digest-cache",
+            help="Reuse each unchanged facts file's class digest from the last run.",
+        ),
+    ] = True,
 ) -> None:
-    """Which hosts can take which guests; with --assume, what an upgrade would break."""
+    """Which hosts can take which guests; with --assume, what an upgrade would break.
+
+    Ctrl-C prints what was judged so far, marked incomplete (exit 3, or 1 if a judged
+    cell is unsafe)."""
     from migcheck.report.formats import render_fleet
 
+    show = fmt is FleetFormat.table or output is not None
     try:
-        outcome = commands.fleet(
-            hosts or [],
-            options,
-            cmdlines=cmdlines or [],
-            domain_xml=domain_xml or [],
-            inventory=inventory,
-            assume=assume or [],
-            both_ways=both_ways,
-            strict=strict,
-            many=lambda t: _gather_all(t, options, show_progress=True),
-        )
+        with _load_progress(show) as progress:
+            outcome = commands.fleet(
+                hosts or [],
+                options,
+                cmdlines=cmdlines or [],
+                domain_xml=domain_xml or [],
+                inventory=inventory,
+                assume=assume or [],
+                both_ways=both_ways,
+                strict=strict,
+                many=lambda t: _gather_all(t, options, show_progress=True),
+                from_cache=cached,
+                digest_cache=digest_cache,
+                progress=progress,
+            )
     except MigcheckError as err:
         _fail(err)
+    if not outcome.result.complete:
+        _stderr().print(
+            "migcheck: interrupted: the report shows only what was judged (complete: false)",
+            markup=False,
+        )
     _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()), output)
     raise typer.Exit(outcome.exit_code)
 

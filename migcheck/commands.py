@@ -28,16 +28,18 @@ from migcheck.gather import (
     GatherOptions,
     HostResult,
     file_name_for,
-    load_probe_outputs,
+    iter_probe_outputs,
     running_guest,
     safe_file_stem,
 )
+from migcheck.hosts import parse_host
 from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
 
 if TYPE_CHECKING:  # the fleet's modules cost ~6 ms to import; pair and host never need them
     from migcheck.fleet import Assumption, Change, FleetResult
+    from migcheck.fleetload import LoadedFleet, LoadProgress
 
 # Called with each host's result as it completes (a progress bar ticks on it).
 Progress = Callable[[HostResult], None]
@@ -172,15 +174,18 @@ def file_name_for_text(text: str) -> str:
     return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
 
-def save_results(results: list[HostResult], out_dir: Path) -> list[Path]:
-    """One facts file per gathered host; two HOSTs naming one machine keep both files."""
+def save_results(
+    results: list[HostResult], out_dir: Path, used: set[str] | None = None
+) -> list[Path]:
+    """One facts file per gathered host; two HOSTs naming one machine keep both files
+    (``used``: the names taken so far, when results come in several calls)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MigcheckError(
             f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
         ) from None
-    used: set[str] = set()
+    used = set() if used is None else used
     written = []
     for result in results:
         if result.facts is None:
@@ -222,9 +227,26 @@ def gather(
 def gather_from_ansible(directory: Path, out_dir: Path | None) -> GatherOutcome:
     if out_dir is None:
         raise MigcheckError("give --out-dir DIR to save facts loaded with --from-ansible")
-    results = load_probe_outputs(directory)
-    outcome = GatherOutcome(results, save_results(results, out_dir))
-    return outcome
+    # Streamed: each host's facts are written, then only a summary of them is kept, so
+    # memory does not grow with the fleet (each probe output carries ~1 MB of build data).
+    results: list[HostResult] = []
+    written: list[Path] = []
+    used: set[str] = set()
+    for result in iter_probe_outputs(directory):
+        written += save_results([result], out_dir, used)
+        if result.facts is not None:
+            result.facts = _summary_facts(result.facts)
+        results.append(result)
+    return GatherOutcome(results, written)
+
+
+def _summary_facts(facts: Facts) -> Facts:
+    """What the gather summary shows (kernel, QEMU version, CPU, KVM), without the bulk."""
+    doc = dict(facts.doc)
+    qemu = doc.get("qemu")
+    if isinstance(qemu, dict) and "error" not in qemu:
+        doc["qemu"] = {"version": qemu.get("version")}
+    return Facts(doc, facts.origin, facts.base_dir)
 
 
 # --- host ------------------------------------------------------------------------------------
@@ -281,9 +303,42 @@ def apply_assumptions(
             raise InputError(
                 f"--assume {a.target}:{a.key}={a.value}: no host or group {a.target!r}"
             )
+        done: dict[int, tuple[Facts, Facts]] = {}  # hosts of a class share one Facts object
         for h in targets:
-            out[h] = assume(out[h], a.key, a.value, catalog)
+            hit = done.get(id(out[h]))
+            if hit is None or hit[0] is not out[h]:
+                hit = (out[h], assume(out[h], a.key, a.value, catalog))
+                done[id(out[h])] = hit
+            out[h] = hit[1]
     return out
+
+
+def _fleet_from_files(
+    names: list[tuple[str, str]],
+    *,
+    from_cache: bool,
+    digest_cache: bool,
+    progress: LoadProgress | None,
+) -> LoadedFleet:
+    """Facts files (or, ``from_cache``, each host's probe-cache entry), streamed: one parsed
+    document per class is kept."""
+    from migcheck.fleetload import DigestCache, load_fleet
+    from migcheck.gather import cached_facts_path
+
+    entries: list[tuple[str | None, str]] = []
+    missing: dict[str, str] = {}
+    for name, target in names:
+        if from_cache:
+            path = cached_facts_path(parse_host(target))
+            if not path.is_file():
+                missing[name] = "no facts in the probe cache (gather it once without --cached)"
+                continue
+            entries.append((name, str(path)))
+        else:
+            entries.append((None if name == target else name, target))
+    loaded = load_fleet(entries, cache=DigestCache() if digest_cache else None, progress=progress)
+    loaded.failed.update(missing)
+    return loaded
 
 
 def fleet(
@@ -297,32 +352,55 @@ def fleet(
     both_ways: bool = False,
     strict: bool = False,
     many: GatherMany | None = None,
+    from_cache: bool = False,
+    digest_cache: bool = True,
+    progress: LoadProgress | None = None,
 ) -> FleetOutcome:
-    """Which hosts can take which guests; with ``assume``, what an upgrade would change."""
+    """Which hosts can take which guests; with ``assume``, what an upgrade would change.
+
+    Facts files (and, with ``from_cache``, the probe cache: no host is contacted) are
+    streamed through :mod:`migcheck.fleetload`; other HOSTs are gathered. Ctrl-C while
+    reading or judging ends with what was judged, marked incomplete (never safe)."""
     from migcheck.fleet import Assumption, compare, evaluate
 
     assumptions = [Assumption.parse(a) for a in assume]
     guests = load_guests(cmdlines, domain_xml)
     names, groups = resolve_hosts(hosts, inventory)
     catalog = shipped_catalog()
-    results = (many or (lambda t: gather_many(t, options)))([target for _, target in names])
     facts: dict[str, Facts] = {}
     failed: dict[str, str] = {}
-    for (name, target), result in zip(names, results, strict=True):
-        if result.facts is not None:
-            # A facts file is known by the host name inside it, unless that is ambiguous.
-            if result.ref.kind == "file" and name == target and result.facts.name not in facts:
-                name = result.facts.name
-            facts[name] = result.facts
-        else:
-            err = result.error
-            if err is not None and err.exit_code == EXIT_INPUT:
-                raise err  # a broken facts file or HOST string is bad input
-            failed[name] = getattr(err, "reason", str(err))
+    fingerprints: dict[str, str] | None = None
+    interrupted = False
+    if from_cache or all(parse_host(t).kind == "file" for _, t in names):
+        loaded = _fleet_from_files(
+            names, from_cache=from_cache, digest_cache=digest_cache, progress=progress
+        )
+        facts, failed, fingerprints = loaded.hosts, loaded.failed, loaded.fingerprints
+        interrupted = loaded.interrupted
+    else:
+        results = (many or (lambda t: gather_many(t, options)))([target for _, target in names])
+        for (name, target), result in zip(names, results, strict=True):
+            if result.facts is not None:
+                # A facts file is known by the host name inside it, unless that is ambiguous.
+                if result.ref.kind == "file" and name == target and result.facts.name not in facts:
+                    name = result.facts.name
+                facts[name] = result.facts
+            else:
+                err = result.error
+                if err is not None and err.exit_code == EXIT_INPUT:
+                    raise err  # a broken facts file or HOST string is bad input
+                failed[name] = getattr(err, "reason", str(err))
     result = evaluate(
-        guests, facts, catalog, failed_hosts=failed, both_ways=both_ways, strict=strict
+        guests,
+        facts,
+        catalog,
+        failed_hosts=failed,
+        both_ways=both_ways,
+        strict=strict,
+        fingerprints=fingerprints,
     )
-    if not assumptions:
+    result.complete = result.complete and not interrupted
+    if not assumptions or not result.complete:
         return FleetOutcome(result, None, fleet_exit_code(result))
     after_facts = apply_assumptions(facts, groups, assumptions, catalog)
     final = evaluate(
@@ -334,6 +412,9 @@ def fleet(
 
 def fleet_exit_code(result: FleetResult, changes: Sequence[Change] | None = None) -> int:
     """A known reason to refuse (1) wins over missing data (3), as in ``pair``."""
+    if not result.complete:  # interrupted: what was judged, never safe
+        unsafe = any(c.verdict is Verdict.UNSAFE for c in result.cells.values())
+        return EXIT_UNSAFE if unsafe else EXIT_UNKNOWN
     if changes is not None:
         if any(c.regression for c in changes):
             return EXIT_UNSAFE

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -62,19 +62,30 @@ def _hash_section(keys: tuple[str, ...], section: Any, seen: dict[int, tuple[Any
     return digest
 
 
-def fingerprint(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) -> str:
+def section_digest(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) -> str:
     """A digest of exactly the facts the registered checks declare they read: equal digests
     judge identically, and fields no check reads (microcode, /proc/version text, probe
-    timings, the host name) do not split a class."""
+    timings, the host name) do not split a class. It depends on the document alone, so it
+    can be cached with the file (:mod:`migcheck.fleetload`)."""
     cache = {} if seen is None else seen
     parts = [
         f"{name}:{_hash_section(keys, facts.doc.get(name), cache)}"
         for name, keys in class_key_paths()
     ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def class_fingerprint(digest: str, build_key: str | None, build_at_hand: bool) -> str:
     # The build key names the data; whether that data is at hand (beside the facts file or
     # in the local store) decides the device checks too, so it is part of the class.
-    parts.append(f"build:{facts.build_key}:{facts.build_missing is None}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{digest}|build:{build_key}:{build_at_hand}".encode()).hexdigest()[:16]
+
+
+def fingerprint(facts: Facts, seen: dict[int, tuple[Any, str]] | None = None) -> str:
+    """The host's class: :func:`section_digest` plus whether its build data is at hand."""
+    return class_fingerprint(
+        section_digest(facts, seen), facts.build_key, facts.build_missing is None
+    )
 
 
 @dataclass
@@ -122,6 +133,9 @@ class FleetResult:
     both_ways: bool = False
     catalog: Catalog | None = None
     platform_graph: Mapping[str, Any] = field(default_factory=dict)  # platforms.graph_view
+    # False when Ctrl-C ended the run: the cells hold what was judged, the verdict is never
+    # safe, and reports say so.
+    complete: bool = True
 
     def class_by_id(self, cid: str) -> HostClass:
         return next(c for c in self.classes if c.id == cid)
@@ -134,7 +148,7 @@ class FleetResult:
 
     @property
     def verdict(self) -> Verdict:
-        if self.failed_hosts:
+        if self.failed_hosts or not self.complete:
             return combine([Verdict.UNKNOWN] + [c.verdict for c in self.cells.values()])
         return combine([c.verdict for c in self.cells.values()] or [Verdict.SAFE])
 
@@ -168,12 +182,16 @@ def _runnable(findings: Sequence[Finding]) -> bool | None:
     return True
 
 
-def classify(hosts: Mapping[str, Facts]) -> tuple[list[HostClass], dict[str, str]]:
+def classify(
+    hosts: Mapping[str, Facts], fingerprints: Mapping[str, str] | None = None
+) -> tuple[list[HostClass], dict[str, str]]:
+    """Hosts by class, in order of first appearance; ``fingerprints`` (host -> fingerprint,
+    from :mod:`migcheck.fleetload`) spares recomputing them."""
     by_fp: dict[str, HostClass] = {}
     host_class: dict[str, str] = {}
     seen: dict[int, tuple[Any, str]] = {}
     for name, facts in hosts.items():
-        fp = fingerprint(facts, seen)
+        fp = fingerprints[name] if fingerprints is not None else fingerprint(facts, seen)
         cls = by_fp.get(fp)
         if cls is None:
             cls = HostClass(f"C{len(by_fp) + 1}", fp, facts)
@@ -191,32 +209,24 @@ def evaluate(
     failed_hosts: Mapping[str, str] | None = None,
     both_ways: bool = False,
     strict: bool = False,
+    fingerprints: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FleetResult:
-    classes, host_class = classify(hosts)
+    classes, host_class = classify(hosts, fingerprints)
     runnable: dict[tuple[int, str], bool | None] = {}
     blocked: dict[tuple[int, str], list[Finding]] = {}
     cells: dict[tuple[int, str, str], Cell] = {}
-    for g, vm in enumerate(guests):
-        for c in classes:
-            found = start_findings(vm, c.facts, catalog)
-            runnable[(g, c.id)] = _runnable(found)
-            if runnable[(g, c.id)] is False:
-                blocked[(g, c.id)] = [f for f in found if f.status is Status.FAIL]
-        for a in classes:
-            if runnable[(g, a.id)] is False:
-                continue
-            for b in classes:
-                if runnable[(g, b.id)] is False:
-                    continue
-                if a is b and len(a.hosts) < 2:
-                    continue  # a lone host is not a migration target for itself
-                report = check_pair(vm, a.facts, b.facts, strict=strict, catalog=catalog)
-                reverse = None
-                verdict = report.verdict
-                if both_ways:
-                    reverse = check_pair(vm, b.facts, a.facts, strict=strict, catalog=catalog)
-                    verdict = combine([verdict, reverse.verdict])
-                cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
+    complete = True
+    try:
+        for g, vm in enumerate(guests):
+            _judge_guest(g, vm, classes, catalog, runnable, blocked, cells, both_ways, strict)
+            if progress is not None:
+                progress(g + 1, len(guests))
+    except KeyboardInterrupt:
+        complete = False  # Ctrl-C: report what was judged; the rest is unknown
+        for g in range(len(guests)):
+            for c in classes:
+                runnable.setdefault((g, c.id), None)
     hps = [host_platforms(catalog, c.facts) for c in classes]
     for c, hp in zip(classes, hps, strict=True):
         c.effective_platform = hp.effective.id if hp.effective else None
@@ -233,7 +243,41 @@ def evaluate(
         both_ways=both_ways,
         catalog=catalog,
         platform_graph=graph_view(catalog),
+        complete=complete,
     )
+
+
+def _judge_guest(
+    g: int,
+    vm: VmSpec,
+    classes: list[HostClass],
+    catalog: Catalog,
+    runnable: dict[tuple[int, str], bool | None],
+    blocked: dict[tuple[int, str], list[Finding]],
+    cells: dict[tuple[int, str, str], Cell],
+    both_ways: bool,
+    strict: bool,
+) -> None:
+    for c in classes:
+        found = start_findings(vm, c.facts, catalog)
+        runnable[(g, c.id)] = _runnable(found)
+        if runnable[(g, c.id)] is False:
+            blocked[(g, c.id)] = [f for f in found if f.status is Status.FAIL]
+    for a in classes:
+        if runnable[(g, a.id)] is False:
+            continue
+        for b in classes:
+            if runnable[(g, b.id)] is False:
+                continue
+            if a is b and len(a.hosts) < 2:
+                continue  # a lone host is not a migration target for itself
+            report = check_pair(vm, a.facts, b.facts, strict=strict, catalog=catalog)
+            reverse = None
+            verdict = report.verdict
+            if both_ways:
+                reverse = check_pair(vm, b.facts, a.facts, strict=strict, catalog=catalog)
+                verdict = combine([verdict, reverse.verdict])
+            cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
 
 
 # --- the cluster CPU baseline --------------------------------------------------------------

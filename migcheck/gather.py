@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +48,11 @@ def cache_dir() -> Path:
 def _cache_path(ref: HostRef) -> Path:
     key = f"{ref.kind}:{ref.user or ''}@{ref.name}:{ref.port or ''}"
     return cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+
+def cached_facts_path(ref: HostRef) -> Path:
+    """Where the probe cache keeps ``ref``'s last facts (``fleet --cached`` reads them)."""
+    return _cache_path(ref)
 
 
 @dataclass
@@ -151,7 +156,9 @@ class Gatherer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(facts.doc, sort_keys=True))
+            from migcheck.fleetload import dumps_by_section
+
+            tmp.write_text(dumps_by_section(facts.doc))  # fleet --cached shares its sections
             os.replace(tmp, path)
         except OSError:
             pass  # the cache is an optimisation; failing to write it is not an error
@@ -262,10 +269,16 @@ def load_probe_outputs(directory: Path) -> list[HostResult]:
     """Probe results gathered by other tools: ``ansible HOSTS -m script -a PROBE --tree DIR``
     writes one JSON result per host (the probe's output under ``stdout``); a plain directory
     holds one probe output (a facts document) per file. The host is the file name."""
+    return list(iter_probe_outputs(directory))
+
+
+def iter_probe_outputs(directory: Path) -> Iterator[HostResult]:
+    """:func:`load_probe_outputs` one host at a time, so a caller can write and drop each."""
     if not directory.is_dir():
         raise InputError(f"--from-ansible {directory}: not a directory")
-    results = []
+    count = 0
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        count += 1
         ref = HostRef("file", path.name, str(path))
         result = HostResult(ref)
         try:
@@ -288,10 +301,9 @@ def load_probe_outputs(directory: Path) -> list[HostResult]:
             result.facts = Facts(fdoc, path.name)
         except MigcheckError as exc:
             result.error = exc
-        results.append(result)
-    if not results:
+        yield result
+    if not count:
         raise InputError(f"--from-ansible {directory}: no result files")
-    return results
 
 
 def running_guest(facts: Facts, name: str) -> VmSpec:

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from migcheck.blockers import triggered
 from migcheck.checks.base import Context, Finding, Status
 from migcheck.checks.registry import check
+
+# A fleet asks once per class pair; the answer depends on the guest, the catalog's blockers
+# and the source's release only (objects kept with their ids, the last few guests).
+_memo: dict[tuple[int, int, tuple[int, ...] | None], tuple[Any, Any, list]] = {}
+
+
+def _triggered(vm: Any, blockers: Any, version: tuple[int, ...] | None) -> list:
+    key = (id(vm), id(blockers), version)
+    hit = _memo.get(key)
+    if hit is not None and hit[0] is vm and hit[1] is blockers:
+        return hit[2]
+    found = triggered(vm, blockers, version)
+    if len(_memo) >= 64:
+        _memo.clear()
+    _memo[key] = (vm, blockers, found)
+    return found
 
 
 @check(
@@ -21,7 +39,7 @@ from migcheck.checks.registry import check
 )
 def check_blockers(ctx: Context) -> list[Finding]:
     version = ctx.src.qemu_version_tuple
-    hits = triggered(ctx.vm, ctx.platforms.blockers, version)
+    hits = _triggered(ctx.vm, ctx.platforms.blockers, version)
     if not any(b.severity == "block" and not b.postcopy_only for b, _ in hits):
         n = len(ctx.platforms.blockers)
         text = f"none of {n} known QEMU migration blockers applies"

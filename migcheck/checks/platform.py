@@ -9,6 +9,9 @@ capability (virtio-net USO on tap since QEMU 8.2, UDP tunnel GSO since 10.2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from migcheck.checks.base import PLATFORM_READS, Context, Finding, Status, unknown
 from migcheck.checks.kvm import PREFERRED_ONLY
 from migcheck.checks.registry import check
@@ -20,8 +23,23 @@ def _machine(ctx: Context) -> str | None:
     return ctx.src.resolve_machine(ctx.vm.machine.type) or ctx.vm.machine.type
 
 
-def guest_deps(ctx: Context) -> dict[str, Dependency]:
-    return guest_dependencies(ctx.vm, ctx.platforms, _machine(ctx), ctx.vm.platform)
+# A fleet judges one guest against hundreds of class pairs, three checks each ask: the
+# answer depends only on the guest, the catalog and the machine type, so it is kept (with
+# the objects, so their ids stay theirs) for the last few guests.
+_deps_memo: dict[tuple[int, int, str | None, str | None], tuple[Any, Any, dict]] = {}
+
+
+def guest_deps(ctx: Context) -> Mapping[str, Dependency]:
+    machine = _machine(ctx)
+    key = (id(ctx.vm), id(ctx.platforms), machine, ctx.vm.platform)
+    hit = _deps_memo.get(key)
+    if hit is not None and hit[0] is ctx.vm and hit[1] is ctx.platforms:
+        return hit[2]
+    deps = guest_dependencies(ctx.vm, ctx.platforms, machine, ctx.vm.platform)
+    if len(_deps_memo) >= 64:
+        _deps_memo.clear()
+    _deps_memo[key] = (ctx.vm, ctx.platforms, deps)
+    return deps
 
 
 def cap_text(ctx: Context, cap_id: str) -> str:

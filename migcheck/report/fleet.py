@@ -36,6 +36,9 @@ def _cannot_run(result: FleetResult, g: int, a: str, b: str) -> bool:
     return result.runnable.get((g, a)) is False or result.runnable.get((g, b)) is False
 
 
+_INCOMPLETE = "INCOMPLETE: interrupted (Ctrl-C); only what was judged is shown"
+
+
 # --- JSON ----------------------------------------------------------------------------------
 
 
@@ -44,6 +47,7 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
         "schema": FLEET_SCHEMA,
         "migcheck_version": __version__,
         "verdict": result.verdict.value,
+        "complete": result.complete,
         "both_ways": result.both_ways,
         "hosts": [{"name": h, "class": c} for h, c in result.host_class.items()],
         "failed_hosts": result.failed_hosts,
@@ -202,6 +206,8 @@ def render_junit(result: FleetResult, changes: Sequence[Change] | None = None) -
 def render_markdown(result: FleetResult, changes: Sequence[Change] | None = None) -> str:
     v = result.verdict
     out = [f"## migcheck fleet: {_MD[v]} {v.value}", ""]
+    if not result.complete:
+        out += [f"**{_INCOMPLETE}**", ""]
     out.append(
         f"{len(result.host_class)} hosts in {len(result.classes)} classes, "
         f"{len(result.guests)} guests. Common platform: "
@@ -266,6 +272,8 @@ def render_table(
             f"{len(result.guests)} guests",
         )
     )
+    if not result.complete:
+        console.print(_INCOMPLETE, style="bold yellow", highlight=False)
     classes = Table(title="host classes (hosts identical for migration)", header_style="bold")
     for col in ("class", "hosts", "QEMU", "kernel", "CPU"):
         classes.add_column(col, overflow="fold")
