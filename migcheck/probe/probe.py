@@ -640,10 +640,11 @@ def build_identity(binary, arch, version, package, sha):
     return ident, mods
 
 
-def firmware_files(binary):
+def firmware_files(binary, search_path=()):
     """Path -> size of every file in the firmware directories (symlinks resolved: QEMU
-    loads the target). A dangling link is left out: QEMU could not load it either."""
-    dirs = list(FIRMWARE_DIRS)
+    loads the target). A dangling link is left out: QEMU could not load it either.
+    ``search_path``: the build's own firmware search path (RHEL's /usr/share/qemu-kvm)."""
+    dirs = list(FIRMWARE_DIRS) + [d for d in search_path if d not in FIRMWARE_DIRS]
     own = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(binary))), "share/qemu")
     if own not in dirs:
         dirs.append(own)
@@ -664,6 +665,33 @@ def firmware_files(binary):
                 except OSError:
                     continue
     return out
+
+
+def firmware_search_path(binary, timeout=10.0):
+    """The directories QEMU searches, in order, for a firmware or ROM file named without a
+    directory (``-bios bios-256k.bin``, ``romfile=efi-virtio.rom``): what ``-L help`` prints
+    (softmmu/vl.c / system/vl.c qemu_add_default_firmwarepath: the configured firmware path,
+    then the data directory; qemu_find_file() takes the first directory holding the name).
+    Distributions set different paths, so the same name can load different files."""
+    proc = subprocess.Popen([binary, "-L", "help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise QmpError("-L help did not finish within %.0f s" % timeout)
+    if proc.returncode != 0:
+        raise QmpError("-L help failed (exit %d): %s" % (
+            proc.returncode, err.decode("utf-8", "replace")[-300:]))
+    dirs = []
+    for line in out.decode("utf-8", "replace").splitlines()[:64]:
+        line = line.strip()
+        if line.startswith("/"):
+            path = os.path.normpath(line)  # "/usr/bin/../share/qemu" (relocatable builds)
+            if path not in dirs:
+                dirs.append(path)
+    return dirs
 
 
 def schema_enum(schema, command, member):
@@ -843,7 +871,8 @@ def collect_build_schema(qmp, binary, mods, deadline):
         (name, json.dumps(section, sort_keys=True, separators=(",", ":")))
         for name, section in collect_vmstate(binary, max(1.0, deadline - time.time())).items()))
     out["vmstate_machine"] = "none"
-    part("firmware", lambda: firmware_files(binary))
+    part("firmware_path", lambda: firmware_search_path(binary))
+    part("firmware", lambda: firmware_files(binary, out.get("firmware_path") or []))
     out["seconds"] = round(time.time() - started, 3)
     return out
 
