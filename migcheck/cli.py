@@ -79,6 +79,14 @@ DomainXmlOpt = Annotated[
     typer.Option("--domain-xml", "-x", help="libvirt domain XML of the guest (virsh dumpxml)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as unsafe.")]
+AcceptUnreviewedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-unreviewed-qemu",
+        help="Judge a QEMU newer than the catalog has reviewed with what is known "
+        "(a warning instead of unknown).",
+    ),
+]
 
 _SHARED: tuple[tuple[str, Any, Any], ...] = (
     (
@@ -277,6 +285,7 @@ def pair(
         bool, typer.Option("--both-ways", help="Also check the way back.")
     ] = False,
     strict: StrictOpt = False,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
     from migcheck.report.formats import render_pair
@@ -291,6 +300,7 @@ def pair(
             vm_name=vm_name,
             both_ways=both_ways,
             strict=strict,
+            accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)
@@ -457,6 +467,7 @@ def fleet(
         bool, typer.Option("--both-ways", help="A cell passes only if the guest can come back.")
     ] = False,
     strict: StrictOpt = False,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break."""
     from migcheck.report.formats import render_fleet
@@ -472,6 +483,7 @@ def fleet(
             both_ways=both_ways,
             strict=strict,
             many=lambda t: _gather_all(t, options, show_progress=True),
+            accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)
@@ -502,6 +514,7 @@ def portable(
             "properties off explicitly instead.",
         ),
     ] = False,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Rewrite a command line so the guest can live-migrate between all HOSTs."""
     if cmdline is None:
@@ -513,6 +526,7 @@ def portable(
             cmdline=cmdline,
             use_platform=not no_platform,
             many=lambda t: _gather_all(t, options, show_progress=True),
+            accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)

@@ -191,6 +191,7 @@ def evaluate(
     failed_hosts: Mapping[str, str] | None = None,
     both_ways: bool = False,
     strict: bool = False,
+    accept_unreviewed: bool = False,
 ) -> FleetResult:
     classes, host_class = classify(hosts)
     runnable: dict[tuple[int, str], bool | None] = {}
@@ -210,11 +211,12 @@ def evaluate(
                     continue
                 if a is b and len(a.hosts) < 2:
                     continue  # a lone host is not a migration target for itself
-                report = check_pair(vm, a.facts, b.facts, strict=strict, catalog=catalog)
+                kw = {"strict": strict, "catalog": catalog, "accept_unreviewed": accept_unreviewed}
+                report = check_pair(vm, a.facts, b.facts, **kw)
                 reverse = None
                 verdict = report.verdict
                 if both_ways:
-                    reverse = check_pair(vm, b.facts, a.facts, strict=strict, catalog=catalog)
+                    reverse = check_pair(vm, b.facts, a.facts, **kw)
                     verdict = combine([verdict, reverse.verdict])
                 cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
     hps = [host_platforms(catalog, c.facts) for c in classes]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from migcheck.catalog.cpumodels import load_cpu_families
-from migcheck.catalog.releases import Release, load_releases
+from migcheck.catalog.releases import Release, Reviewed, load_releases, load_reviewed
 from migcheck.catalog.toml import CatalogError, read_toml
 from migcheck.errors import InputError
 
@@ -123,6 +123,7 @@ class Catalog:
     blockers: tuple[Any, ...] = field(default=(), repr=False)  # migcheck.blockers.Blocker
     releases: Mapping[tuple[int, int], Release] = field(default_factory=dict, repr=False)
     cpu_families: tuple[tuple[str, str, int], ...] = field(default=(), repr=False)
+    reviewed: Reviewed | None = field(default=None, repr=False)  # newest reviewed QEMU
 
     def platform(self, name: str) -> Platform:
         try:
@@ -368,6 +369,7 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
         load_blockers(base / "qemu" / "blockers.toml"),
         load_releases(base / "qemu" / "releases.toml"),
         load_cpu_families(base / "qemu" / "cpu-models.toml"),
+        load_reviewed(base / "qemu" / "releases.toml"),
     )
 
 
