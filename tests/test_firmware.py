@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import require
 from qemudata import fixture_facts
 
 from migcheck import build as buildmod
@@ -195,3 +196,28 @@ def test_without_the_search_path_conflicting_copies_are_unknown(tmp_path):
 def test_unmodelled_machine_is_unknown():
     guest = vm("-accel tcg -M microvm")
     assert [f.status for f in run(check_boot_firmware, guest, q72(), q100())] == [Status.UNKNOWN]
+
+
+def test_the_build_key_changes_with_the_firmware_images(tmp_path, monkeypatch):
+    """Firmware comes from packages that update apart from QEMU (seabios, ipxe, ovmf): the
+    same binary with other images is other build data, so it gets another key."""
+    import shutil
+
+    from migcheck.probe import probe
+
+    binary = shutil.which("qemu-system-x86_64")
+    require(binary is not None, "needs qemu-system-x86_64 (QEMU 7.2, Debian 12)")
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    (fw / "bios-256k.bin").write_bytes(b"\0" * 65536)
+    monkeypatch.setattr(probe, "FIRMWARE_DIRS", [str(fw)])
+
+    def key() -> str:
+        sha = probe.Background(lambda: "0" * 64)
+        ident, _ = probe.build_identity(binary, "x86_64", "7.2.22", "pkg", sha)
+        return ident["key"]
+
+    first = key()
+    assert first == key()  # stable for the same images
+    (fw / "bios-256k.bin").write_bytes(b"\0" * 131072)
+    assert key() != first

@@ -551,8 +551,9 @@ MAX_VMSTATE_BYTES = 16 * 1024 * 1024
 # Where distributions install guest firmware and ROM images (QEMU's data directory, SeaBIOS,
 # OVMF/edk2 in both spellings, iPXE). QEMU's own data directory under the binary's prefix
 # is added at run time (a /usr/local build).
-FIRMWARE_DIRS = ["/usr/share/qemu", "/usr/share/seabios", "/usr/share/OVMF", "/usr/share/ovmf",
-                 "/usr/share/edk2", "/usr/share/AAVMF", "/usr/share/qemu-efi-aarch64",
+FIRMWARE_DIRS = ["/usr/share/qemu", "/usr/share/qemu-kvm", "/usr/share/seabios",
+                 "/usr/share/OVMF", "/usr/share/ovmf", "/usr/share/edk2", "/usr/share/AAVMF",
+                 "/usr/share/qemu-efi-aarch64",
                  "/usr/lib/ipxe/qemu", "/usr/share/ipxe", "/usr/share/ipxe/qemu"]
 
 
@@ -628,14 +629,22 @@ def build_identity(binary, arch, version, package, sha):
     mods = module_files(mdir)
     mod_digest = hashlib.sha256("".join(
         "%s\0%d\n" % (n, mods[n]) for n in sorted(mods)).encode()).hexdigest()
+    # Firmware images come from other packages (seabios, ipxe-qemu, ovmf) that update on
+    # their own: two hosts with one QEMU binary can load different images, so the image
+    # list (path and size) is part of what the stored build data describes.
+    fw = firmware_files(binary)
+    fw_digest = hashlib.sha256("".join(
+        "%s\0%d\n" % (n, fw[n]) for n in sorted(fw)).encode()).hexdigest()
     sha = sha.get()
-    key = hashlib.sha256(json.dumps([version, package, sha, mod_digest]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps(
+        [version, package, sha, mod_digest, fw_digest]).encode()).hexdigest()
     ident = {
         "key": key[:32],
         "version": version,
         "package": package,
         "binary": {"path": binary, "size": st.st_size, "sha256": sha},
         "modules": {"dir": mdir, "count": len(mods), "digest": mod_digest},
+        "firmware": {"count": len(fw), "digest": fw_digest},
     }
     return ident, mods
 
