@@ -141,6 +141,13 @@ UBUNTU_VARIANTS: dict[str, str] = {
 # the rules keyed on an upstream machine version cannot.
 
 
+def sets_host_phys_bits(name: str | None) -> bool:
+    """Ubuntu's ``-hpb`` types turn host-phys-bits on for every CPU (their one deviation,
+    UBUNTU_VARIANTS): the guest takes the host's physical address width."""
+    mt = parse_machine(name)
+    return mt is not None and mt.distro == "ubuntu" and mt.variant == "-hpb"
+
+
 def defaults_version(name: str | None) -> tuple[tuple[int, int] | None, str | None]:
     """The upstream machine type version whose device defaults ``name`` has, or None and
     why not. Unversioned names (aliases, ``microvm``) give (None, None): the caller resolves

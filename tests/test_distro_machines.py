@@ -143,3 +143,21 @@ def test_fleet_assume_backports_kernel_answers():
     doc = json.loads(result.stdout)
     platforms = {c["hosts"][0]: c["effective_platform"] for c in doc["classes"]}
     assert platforms["hv-bookworm"] == "linux-debian-12-bpo-6.12"
+
+
+def test_ubuntu_hpb_type_gives_the_guest_the_hosts_address_width():
+    # -hpb's one deviation is host-phys-bits=on: between hosts of different widths the
+    # guest's CPUID 0x80000008 changes, as with -cpu ...,host-phys-bits=on.
+    from test_kvm_limits import with_bits
+
+    from migcheck.checks.kvm import check_phys_bits
+
+    src = fixture_facts(TRIXIE)
+    assert isinstance(src.phys_bits, int)
+    dst = with_bits(src, src.phys_bits - 2)
+    for machine, status in (("pc-q35-noble-hpb", Status.FAIL), ("pc-q35-noble", Status.PASS)):
+        guest = parse_cmdline(
+            f"qemu-system-x86_64 -machine {machine} -accel kvm -cpu qemu64 -nodefaults", "vm"
+        )
+        found = check_phys_bits(Context(guest, src, dst))
+        assert [f.status for f in found] == [status], (machine, found)
