@@ -880,7 +880,9 @@ def collect_build_schema(qmp, binary, mods, deadline):
         (name, json.dumps(section, sort_keys=True, separators=(",", ":")))
         for name, section in collect_vmstate(binary, max(1.0, deadline - time.time())).items()))
     out["vmstate_machine"] = "none"
-    part("firmware_path", lambda: firmware_search_path(binary))
+    # Bounded by the probe's QEMU deadline like -dump-vmstate: a hung binary costs only this.
+    part("firmware_path", lambda: firmware_search_path(
+        binary, max(0.5, min(10.0, deadline - time.time()))))
     part("firmware", lambda: firmware_files(binary, out.get("firmware_path") or []))
     out["seconds"] = round(time.time() - started, 3)
     return out
