@@ -880,9 +880,14 @@ def collect_build_schema(qmp, binary, mods, deadline):
         (name, json.dumps(section, sort_keys=True, separators=(",", ":")))
         for name, section in collect_vmstate(binary, max(1.0, deadline - time.time())).items()))
     out["vmstate_machine"] = "none"
-    # Bounded by the probe's QEMU deadline like -dump-vmstate: a hung binary costs only this.
-    part("firmware_path", lambda: firmware_search_path(
-        binary, max(0.5, min(10.0, deadline - time.time()))))
+    # Bounded by the probe's QEMU deadline: a binary that hung above costs nothing more.
+    def search_path():
+        left = deadline - time.time()
+        if left <= 0:
+            raise QmpError("the QEMU deadline passed before -L help")
+        return firmware_search_path(binary, min(10.0, left))
+
+    part("firmware_path", search_path)
     part("firmware", lambda: firmware_files(binary, out.get("firmware_path") or []))
     out["seconds"] = round(time.time() - started, 3)
     return out
