@@ -240,6 +240,8 @@ def validate_build(doc: Any, origin: str, key: str | None = None) -> dict[str, A
         _size_map(origin, "firmware", doc["firmware"])
     if doc.get("modules") is not None:
         _size_map(origin, "modules", doc["modules"])
+    if doc.get("firmware_path") is not None:
+        _str_list(origin, "firmware_path", doc["firmware_path"])
     return doc
 
 
@@ -335,6 +337,13 @@ class BuildData:
     def firmware(self) -> dict[str, int] | None:
         value = self.doc.get("firmware")
         return value if isinstance(value, dict) else None
+
+    @property
+    def firmware_path(self) -> list[str] | None:
+        """The directories QEMU searches for a firmware file named without a directory, in
+        order (``-L help``); None when the build did not record them (older probes)."""
+        value = self.doc.get("firmware_path")
+        return value if isinstance(value, list) else None
 
     @property
     def modules(self) -> dict[str, int] | None:

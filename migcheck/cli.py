@@ -80,6 +80,14 @@ DomainXmlOpt = Annotated[
     typer.Option("--domain-xml", "-x", help="libvirt domain XML of the guest (virsh dumpxml)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as unsafe.")]
+AcceptUnreviewedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-unreviewed-qemu",
+        help="Judge a QEMU newer than the catalog has reviewed with what is known "
+        "(a warning instead of unknown).",
+    ),
+]
 
 _SHARED: tuple[tuple[str, Any, Any], ...] = (
     (
@@ -299,6 +307,7 @@ def pair(
         bool, typer.Option("--both-ways", help="Also check the way back.")
     ] = False,
     strict: StrictOpt = False,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
     from migcheck.report.formats import render_pair
@@ -313,6 +322,7 @@ def pair(
             vm_name=vm_name,
             both_ways=both_ways,
             strict=strict,
+            accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)
@@ -494,6 +504,7 @@ def fleet(
             help="Reuse each unchanged facts file's class digest from the last run.",
         ),
     ] = True,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break.
 
@@ -517,6 +528,7 @@ def fleet(
                 from_cache=cached,
                 digest_cache=digest_cache,
                 progress=progress,
+                accept_unreviewed_qemu=accept_unreviewed_qemu,
             )
     except MigcheckError as err:
         _fail(err)
@@ -552,6 +564,7 @@ def portable(
             "properties off explicitly instead.",
         ),
     ] = False,
+    accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
 ) -> None:
     """Rewrite a command line so the guest can live-migrate between all HOSTs."""
     if cmdline is None:
@@ -563,6 +576,7 @@ def portable(
             cmdline=cmdline,
             use_platform=not no_platform,
             many=lambda t: _gather_all(t, options, show_progress=True),
+            accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)

@@ -132,6 +132,7 @@ def pair(
     vm_name: str | None = None,
     both_ways: bool = False,
     strict: bool = False,
+    accept_unreviewed_qemu: bool = False,
 ) -> PairOutcome:
     """Judge one guest from SRC to DST (and back with ``both_ways``)."""
     if sum(x is not None for x in (cmdline, domain_xml, vm_name)) != 1:
@@ -148,8 +149,13 @@ def pair(
             second = pool.submit(gatherer.gather, dst)
             facts = [first.result(), second.result()]
         vm = running_guest(facts[0], vm_name)
-    forward = check_pair(vm, facts[0], facts[1], strict=strict)
-    reverse = check_pair(vm, facts[1], facts[0], strict=strict) if both_ways else None
+    accept = accept_unreviewed_qemu
+    forward = check_pair(vm, facts[0], facts[1], strict=strict, accept_unreviewed=accept)
+    reverse = (
+        check_pair(vm, facts[1], facts[0], strict=strict, accept_unreviewed=accept)
+        if both_ways
+        else None
+    )
     verdict = combine([forward.verdict] + ([reverse.verdict] if reverse else []))
     return PairOutcome(forward, reverse, verdict)
 
@@ -355,6 +361,7 @@ def fleet(
     from_cache: bool = False,
     digest_cache: bool = True,
     progress: LoadProgress | None = None,
+    accept_unreviewed_qemu: bool = False,
 ) -> FleetOutcome:
     """Which hosts can take which guests; with ``assume``, what an upgrade would change.
 
@@ -398,13 +405,20 @@ def fleet(
         both_ways=both_ways,
         strict=strict,
         fingerprints=fingerprints,
+        accept_unreviewed=accept_unreviewed_qemu,
     )
     result.complete = result.complete and not interrupted
     if not assumptions or not result.complete:
         return FleetOutcome(result, None, fleet_exit_code(result))
     after_facts = apply_assumptions(facts, groups, assumptions, catalog)
     final = evaluate(
-        guests, after_facts, catalog, failed_hosts=failed, both_ways=both_ways, strict=strict
+        guests,
+        after_facts,
+        catalog,
+        failed_hosts=failed,
+        both_ways=both_ways,
+        strict=strict,
+        accept_unreviewed=accept_unreviewed_qemu,
     )
     changes = compare(result, final)
     return FleetOutcome(final, changes, fleet_exit_code(result, changes))
@@ -436,6 +450,7 @@ def portable(
     cmdline: str,
     use_platform: bool = True,
     many: GatherMany | None = None,
+    accept_unreviewed_qemu: bool = False,
 ):
     """Rewrite the guest's command line so it can live on every host (a PortableResult)."""
     from migcheck.cmdline import load_cmdline
@@ -454,4 +469,6 @@ def portable(
         if result.error is not None:
             raise result.error
     facts = [r.facts for r in results if r.facts is not None]
-    return make_portable(vm, facts, catalog, use_platform=use_platform)
+    return make_portable(
+        vm, facts, catalog, use_platform=use_platform, accept_unreviewed=accept_unreviewed_qemu
+    )

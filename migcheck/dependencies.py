@@ -15,13 +15,47 @@ from dataclasses import dataclass
 from migcheck.catalog import Capability, Catalog, DeviceProps, version_tuple
 from migcheck.cpufeatures import canonical
 from migcheck.keyval import split_keyval
-from migcheck.machinetypes import upstream_version
+from migcheck.machinetypes import defaults_version
 from migcheck.vm import Device, VmSpec, as_bool
 
 
 def machine_version(machine: str | None) -> tuple[int, int] | None:
-    """``pc-q35-8.2`` -> (8, 2); distribution names like ``pc-q35-rhel9.4.0`` -> None."""
-    return upstream_version(machine)
+    """``pc-q35-8.2`` -> (8, 2); ``pc-q35-noble`` -> (8, 2) (Ubuntu's types copy the
+    upstream type, migcheck.machinetypes.UBUNTU_BASES); ``pc-q35-rhel9.4.0`` and types not
+    in the table -> None (see :func:`undecided_defaults`)."""
+    return defaults_version(machine)[0]
+
+
+def undecided_defaults(vm: VmSpec, catalog: Catalog, machine: str | None) -> list[str]:
+    """Kernel-dependent device properties whose default depends on the machine type's
+    version when migcheck cannot tell that version (a RHEL type, an Ubuntu type not in the
+    table, an unresolved name): those checks must say unknown, not "off"."""
+    if machine is None or machine_version(machine) is not None:
+        return []
+    why = defaults_version(machine)[1] or f"{machine}: no upstream machine version known"
+    out = []
+    for cap in catalog.capabilities.values():
+        for rule in cap.device_props:
+            if rule.default_on_machine is None:
+                continue
+            for device in vm.devices:
+                if device.driver not in rule.drivers:
+                    continue
+                if rule.netdev is not None and _netdev_type(vm, device) != rule.netdev:
+                    continue
+                unset = [
+                    p
+                    for p in rule.props
+                    if as_bool(device.props.get(p)) is None
+                    and as_bool(vm.global_value(device, p)) is None
+                ]
+                if unset:
+                    label = device.driver + (f" {device.id}" if device.id else "")
+                    out.append(
+                        f"{label}: {', '.join(unset)} on by default from upstream machine "
+                        f"version {rule.default_on_machine} ({why})"
+                    )
+    return out
 
 
 @dataclass(frozen=True)

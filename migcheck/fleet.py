@@ -211,6 +211,7 @@ def evaluate(
     strict: bool = False,
     fingerprints: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    accept_unreviewed: bool = False,
 ) -> FleetResult:
     classes, host_class = classify(hosts, fingerprints)
     runnable: dict[tuple[int, str], bool | None] = {}
@@ -219,7 +220,18 @@ def evaluate(
     complete = True
     try:
         for g, vm in enumerate(guests):
-            _judge_guest(g, vm, classes, catalog, runnable, blocked, cells, both_ways, strict)
+            _judge_guest(
+                g,
+                vm,
+                classes,
+                catalog,
+                runnable,
+                blocked,
+                cells,
+                both_ways,
+                strict,
+                accept_unreviewed,
+            )
             if progress is not None:
                 progress(g + 1, len(guests))
     except KeyboardInterrupt:
@@ -257,6 +269,7 @@ def _judge_guest(
     cells: dict[tuple[int, str, str], Cell],
     both_ways: bool,
     strict: bool,
+    accept_unreviewed: bool = False,
 ) -> None:
     for c in classes:
         found = start_findings(vm, c.facts, catalog)
@@ -271,11 +284,12 @@ def _judge_guest(
                 continue
             if a is b and len(a.hosts) < 2:
                 continue  # a lone host is not a migration target for itself
-            report = check_pair(vm, a.facts, b.facts, strict=strict, catalog=catalog)
+            kw = {"strict": strict, "catalog": catalog, "accept_unreviewed": accept_unreviewed}
+            report = check_pair(vm, a.facts, b.facts, **kw)
             reverse = None
             verdict = report.verdict
             if both_ways:
-                reverse = check_pair(vm, b.facts, a.facts, strict=strict, catalog=catalog)
+                reverse = check_pair(vm, b.facts, a.facts, **kw)
                 verdict = combine([verdict, reverse.verdict])
             cells[(g, a.id, b.id)] = Cell(g, a.id, b.id, verdict, report, reverse)
 

@@ -21,10 +21,18 @@ class PairReport:
 
 
 def check_pair(
-    vm: VmSpec, src: Facts, dst: Facts, *, strict: bool = False, catalog: Catalog | None = None
+    vm: VmSpec,
+    src: Facts,
+    dst: Facts,
+    *,
+    strict: bool = False,
+    catalog: Catalog | None = None,
+    accept_unreviewed: bool = False,
 ) -> PairReport:
-    """Run every check for one direction. An unknown ``-platform`` is bad input (exit 2)."""
-    ctx = Context(vm, src, dst, catalog)
+    """Run every check for one direction. An unknown ``-platform`` is bad input (exit 2).
+    ``accept_unreviewed``: judge a QEMU newer than the catalog has reviewed with what is
+    known (``qemu.reviewed`` warns instead of making the verdict unknown)."""
+    ctx = Context(vm, src, dst, catalog, accept_unreviewed)
     if vm.platform is not None:
         ctx.platforms.platform(vm.platform)  # raises InputError listing the known platforms
     findings = tuple(run_checks(ctx))

@@ -403,7 +403,12 @@ def _set_device_props(value: str, props: dict[str, str]) -> str:
 
 
 def make_portable(
-    vm: VmSpec, hosts: Sequence[Facts], catalog: Catalog, *, use_platform: bool = True
+    vm: VmSpec,
+    hosts: Sequence[Facts],
+    catalog: Catalog,
+    *,
+    use_platform: bool = True,
+    accept_unreviewed: bool = False,
 ) -> PortableResult:
     out = PortableResult(vm, None)
     if len(hosts) < 2:
@@ -426,7 +431,11 @@ def make_portable(
     for a in hosts:
         for b in hosts:
             if a is not b:
-                out.verification.append(check_pair(rewritten, a, b, catalog=catalog))
+                out.verification.append(
+                    check_pair(
+                        rewritten, a, b, catalog=catalog, accept_unreviewed=accept_unreviewed
+                    )
+                )
     bad = [r for r in out.verification if r.verdict is Verdict.UNSAFE]
     for r in out.verification:
         if r.verdict is Verdict.UNKNOWN:

@@ -318,6 +318,51 @@ CASES: tuple[Case, ...] = (
         "-accel kvm -M pc-q35-7.2 -cpu qemu64,+invtsc",
         "migrate: State blocked by non-migratable CPU device (invtsc flag)",
     ),
+    # Firmware and ROM images (migcheck/checks/firmware.py). Debian 12's bios-microvm.bin is
+    # qboot (64 KiB, /usr/share/qemu first in the search path), Debian 13's is SeaBIOS's
+    # (128 KiB): pc.bios is a fixed-size RAM block (x86_bios_rom_init), so the destination
+    # refuses the other size (qemu_ram_resize "Size mismatch").
+    _c(
+        "fw-bios-microvm",
+        "firmware",
+        "-accel tcg -M pc-q35-7.2 -bios bios-microvm.bin",
+        "migrate: Size mismatch: pc.bios: 0x10000 != 0x20000",
+        "migrate: Size mismatch: pc.bios: 0x20000 != 0x10000",
+    ),
+    _c("fw-bios-256k", "firmware", "-accel kvm -M pc-i440fx-7.2 -bios bios-256k.bin"),
+    # sgabios.bin ships with Debian 12's QEMU only.
+    _c(
+        "fw-romfile-missing",
+        "firmware",
+        "-accel kvm -M pc-i440fx-7.2 -device e1000,romfile=sgabios.bin",
+        *_only7('failed to find romfile "sgabios.bin"'),
+    ),
+    # The ROM BAR rounds each image up to a power of two (hw/pci/pci.c pci_add_option_rom):
+    # pxe-virtio.rom is 75776 bytes on 12 and 110080 on 13, 128 KiB on both.
+    _c(
+        "fw-romfile-pow2",
+        "firmware",
+        "-accel kvm -M pc-q35-7.2 -device virtio-net-pci,romfile=pxe-virtio.rom",
+    ),
+    # bios-microvm.bin as an option ROM: 64 KiB on 12, 128 KiB on 13, so the ROM BAR's RAM
+    # blocks differ even after the power-of-two rounding.
+    _c(
+        "fw-romfile-size",
+        "firmware",
+        "-accel kvm -M pc-i440fx-7.2 -device e1000,romfile=bios-microvm.bin",
+        "migrate: Size mismatch: 0000:00:02.0/e1000.rom: 0x10000 != 0x20000",
+        "migrate: Size mismatch: 0000:00:02.0/e1000.rom: 0x20000 != 0x10000",
+    ),
+    # rombar=0: the ROM goes to fw_cfg, not a RAM block (info ramblock lists none).
+    _c("fw-rombar-off", "firmware", "-accel kvm -M pc-q35-7.2 -device virtio-net-pci,rombar=0"),
+    # OVMF is installed on this Debian 12 host only (the chroot has no ovmf package).
+    _c(
+        "fw-pflash-ovmf",
+        "firmware",
+        "-accel kvm -M pc-q35-7.2 "
+        "-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        *_only7("Could not open '/usr/share/OVMF/OVMF_CODE_4M.fd'"),
+    ),
     # virtio-sound is 10.0 only, and unmigratable there (hw/audio/virtio-snd.c,
     # vmstate_virtio_snd_device .unmigratable = 1).
     _c(

@@ -8,6 +8,7 @@ Real data: the two fixture builds (Debian 12's QEMU 7.2 and Debian 13's 10.0, ca
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -244,6 +245,12 @@ def test_probe_skips_the_schema_when_the_controller_holds_the_key():
     assert schema["key"] == full["qemu"]["build"]["key"]
     assert lean_size < 200_000 < 500_000 < full_size
     validate_build(schema, "probe")  # what the probe sends is a valid build document
+    # The firmware search path as QEMU prints it (-L help), normalised ("/usr/bin/../share/
+    # qemu" on Debian 12), and the images it finds there are part of the build's key.
+    assert schema["firmware_path"], schema["errors"]
+    assert all(os.path.isabs(d) and ".." not in d for d in schema["firmware_path"])
+    assert "/usr/share/seabios/bios-256k.bin" in schema["firmware"]
+    assert full["qemu"]["build"]["firmware"]["count"] > 0
 
 
 def test_gather_stores_each_build_once_and_out_dir_carries_it(tmp_path):

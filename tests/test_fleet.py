@@ -28,6 +28,9 @@ BUILD_CHECKS = {
     "device.blockdev",
     "device.vmstate",
     "compat.defaults",
+    "firmware.bios",  # image sizes are part of the build data (migcheck/checks/firmware.py)
+    "firmware.pflash",
+    "firmware.rom",
 }
 BOOKWORM = "debian12-qemu7.2-epyc-pvm.json"
 UBUNTU = {"id": "ubuntu", "id_like": ["debian"], "version_id": "24.04", "pretty_name": "Ubuntu"}

@@ -43,6 +43,9 @@ BUILD_CHECKS = {
     "device.blockdev",
     "device.vmstate",
     "compat.defaults",
+    "firmware.bios",  # image sizes are part of the build data (migcheck/checks/firmware.py)
+    "firmware.pflash",
+    "firmware.rom",
     "kvm.phys-bits",  # the host's address width: libvirt's captures do not record it
 }
 

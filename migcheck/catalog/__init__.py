@@ -22,7 +22,7 @@ from typing import Any
 from migcheck.catalog.blockers import load_blockers
 from migcheck.catalog.compat import load_compat
 from migcheck.catalog.cpumodels import load_cpu_families
-from migcheck.catalog.releases import Release, load_releases
+from migcheck.catalog.releases import Release, Reviewed, load_releases, load_reviewed
 from migcheck.catalog.toml import (
     CatalogError,
     _need,
@@ -133,6 +133,7 @@ class Catalog:
     releases: Mapping[tuple[int, int], Release] = field(default_factory=dict, repr=False)
     cpu_families: tuple[tuple[str, str, int], ...] = field(default=(), repr=False)
     compat: Any = field(default=None, repr=False)  # catalog.compat.CompatTable, if shipped
+    reviewed: Reviewed | None = field(default=None, repr=False)  # newest reviewed QEMU
 
     def platform(self, name: str) -> Platform:
         try:
@@ -338,6 +339,7 @@ def load_catalog(root: Path | str | None = None) -> Catalog:
         load_releases(base / "qemu" / "releases.toml"),
         load_cpu_families(base / "qemu" / "cpu-models.toml"),
         load_compat(base / "qemu" / "compat") if (base / "qemu" / "compat").is_dir() else None,
+        load_reviewed(base / "qemu" / "releases.toml"),
     )
 
 

@@ -83,3 +83,34 @@ def load_releases(path: Path) -> dict[tuple[int, int], Release]:
             ),
         )
     return out
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """The newest QEMU release the catalog has reviewed (``[reviewed]`` in releases.toml)."""
+
+    newest: tuple[int, int]
+    covers: tuple[str, ...]
+    note: str
+
+
+def load_reviewed(path: Path) -> Reviewed | None:
+    if not path.exists():
+        return None
+    doc = read_toml(path)
+    table = doc.get("reviewed")
+    if table is None:
+        return None
+    where = f"{path} [reviewed]"
+    if not isinstance(table, dict) or not set(table) <= {"newest", "covers", "note", "sources"}:
+        raise CatalogError(where, "takes newest, covers, note and sources")
+    raw = table.get("newest")
+    parts = raw.split(".") if isinstance(raw, str) else []
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise CatalogError(where, f"'newest' should be 'X.Y', not {raw!r}")
+    note = table.get("note", "")
+    if not isinstance(note, str):
+        raise CatalogError(where, "'note' should be a string")
+    return Reviewed(
+        (int(parts[0]), int(parts[1])), _strings(table.get("covers"), where, "covers"), note
+    )

@@ -25,6 +25,8 @@ class Context:
     src: Facts
     dst: Facts
     catalog: Catalog | None = None  # None: the catalog shipped with migcheck
+    # --accept-unreviewed-qemu: a QEMU newer than the catalog has reviewed is a warning.
+    accept_unreviewed: bool = False
 
     @cached_property
     def platforms(self) -> Catalog:

@@ -49,12 +49,18 @@ def check_blockers(ctx: Context) -> list[Finding]:
         audited = getattr(ctx.platforms.blockers, "qemu_max", None)
         if version is not None and audited is not None and version[:2] > audited[:2]:
             # A newer QEMU may refuse configurations no one has catalogued: never 'pass'.
-            status = Status.UNKNOWN
+            # --accept-unreviewed-qemu judges with what is known: a warning.
+            status = Status.WARN if ctx.accept_unreviewed else Status.UNKNOWN
             text = (
                 f"{text}, but the source's QEMU {'.'.join(map(str, version))} is newer than "
                 f"the newest release whose blockers were audited "
                 f"({'.'.join(map(str, audited))}): a blocker added since is not known; "
-                "upgrade migcheck, or prove it with a trial migration"
+                "upgrade migcheck, or prove it with a trial migration (migcheck trial)"
+                + (
+                    " (judged with what is known: --accept-unreviewed-qemu)"
+                    if ctx.accept_unreviewed
+                    else ""
+                )
             )
         findings = [Finding("blocker", status, text)]
         if not hits:

@@ -6,8 +6,9 @@ host kernel supports them, and clears silently elsewhere (virtio-net USO on tap 
 from __future__ import annotations
 
 from migcheck.checks.base import PLATFORM_READS, Context, Finding, Status, unknown
-from migcheck.checks.platform import cap_text, guest_deps
+from migcheck.checks.platform import _machine, cap_text, guest_deps
 from migcheck.checks.registry import check
+from migcheck.dependencies import undecided_defaults
 from migcheck.platforms import Has
 
 
@@ -25,6 +26,11 @@ def check_device_defaults(ctx: Context) -> list[Finding]:
     cid = "kernel.device-defaults"
     deps = guest_deps(ctx)
     device_deps = {c: d for c, d in deps.items() if d.devices}
+    # A machine type whose upstream version migcheck cannot tell (RHEL's, an Ubuntu type
+    # not in machinetypes.UBUNTU_BASES) leaves version-dependent defaults undecided.
+    undecided = [] if ctx.vm.platform else undecided_defaults(ctx.vm, ctx.platforms, _machine(ctx))
+    if not device_deps and undecided:
+        return [unknown(cid, *undecided)]
     if not device_deps:
         why = "no device property that depends on the host kernel is on"
         if ctx.vm.platform:
@@ -67,8 +73,8 @@ def check_device_defaults(ctx: Context) -> list[Finding]:
                 "hosts support)",
             )
         ]
-    if unknowns:
-        return [unknown(cid, *unknowns)]
+    if unknowns or undecided:
+        return [unknown(cid, *unknowns, *undecided)]
     caps = ", ".join(cap_text(ctx, c) for c in sorted(device_deps) if src.has(c) is Has.YES)
     return [
         Finding(

@@ -15,6 +15,7 @@ from migcheck.checks.accel import guest_accel
 from migcheck.checks.base import Context, Finding, Status, unknown
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.machinetypes import sets_host_phys_bits
 from migcheck.vm import as_bool
 
 
@@ -368,8 +369,9 @@ def _guest_phys_bits(ctx: Context, facts: Facts) -> tuple[int | None, str]:
     host_bits = cpu.features.get("host-phys-bits")
     if host_bits is None and "host-phys-bits" in cpu.props:
         host_bits = as_bool(cpu.props["host-phys-bits"])
+    hpb = host_bits is None and sets_host_phys_bits(ctx.vm.machine.type)
     if host_bits is None:
-        host_bits = cpu.model in ("host", "max")
+        host_bits = hpb or cpu.model in ("host", "max")
     if host_bits:
         bits = facts.phys_bits
         if bits is None:
@@ -377,7 +379,9 @@ def _guest_phys_bits(ctx: Context, facts: Facts) -> tuple[int | None, str]:
         limit = _int(cpu.props.get("host-phys-bits-limit"))
         if limit:
             bits = min(bits, limit)
-        return bits, "host-phys-bits"
+        return bits, f"host-phys-bits (machine type {ctx.vm.machine.type})" if hpb else (
+            "host-phys-bits"
+        )
     explicit = _int(cpu.props.get("phys-bits"))
     if explicit:
         return explicit, "phys-bits"

@@ -551,8 +551,9 @@ MAX_VMSTATE_BYTES = 16 * 1024 * 1024
 # Where distributions install guest firmware and ROM images (QEMU's data directory, SeaBIOS,
 # OVMF/edk2 in both spellings, iPXE). QEMU's own data directory under the binary's prefix
 # is added at run time (a /usr/local build).
-FIRMWARE_DIRS = ["/usr/share/qemu", "/usr/share/seabios", "/usr/share/OVMF", "/usr/share/ovmf",
-                 "/usr/share/edk2", "/usr/share/AAVMF", "/usr/share/qemu-efi-aarch64",
+FIRMWARE_DIRS = ["/usr/share/qemu", "/usr/share/qemu-kvm", "/usr/share/seabios",
+                 "/usr/share/OVMF", "/usr/share/ovmf", "/usr/share/edk2", "/usr/share/AAVMF",
+                 "/usr/share/qemu-efi-aarch64",
                  "/usr/lib/ipxe/qemu", "/usr/share/ipxe", "/usr/share/ipxe/qemu"]
 
 
@@ -628,22 +629,31 @@ def build_identity(binary, arch, version, package, sha):
     mods = module_files(mdir)
     mod_digest = hashlib.sha256("".join(
         "%s\0%d\n" % (n, mods[n]) for n in sorted(mods)).encode()).hexdigest()
+    # Firmware images come from other packages (seabios, ipxe-qemu, ovmf) that update on
+    # their own: two hosts with one QEMU binary can load different images, so the image
+    # list (path and size) is part of what the stored build data describes.
+    fw = firmware_files(binary)
+    fw_digest = hashlib.sha256("".join(
+        "%s\0%d\n" % (n, fw[n]) for n in sorted(fw)).encode()).hexdigest()
     sha = sha.get()
-    key = hashlib.sha256(json.dumps([version, package, sha, mod_digest]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps(
+        [version, package, sha, mod_digest, fw_digest]).encode()).hexdigest()
     ident = {
         "key": key[:32],
         "version": version,
         "package": package,
         "binary": {"path": binary, "size": st.st_size, "sha256": sha},
         "modules": {"dir": mdir, "count": len(mods), "digest": mod_digest},
+        "firmware": {"count": len(fw), "digest": fw_digest},
     }
     return ident, mods
 
 
-def firmware_files(binary):
+def firmware_files(binary, search_path=()):
     """Path -> size of every file in the firmware directories (symlinks resolved: QEMU
-    loads the target). A dangling link is left out: QEMU could not load it either."""
-    dirs = list(FIRMWARE_DIRS)
+    loads the target). A dangling link is left out: QEMU could not load it either.
+    ``search_path``: the build's own firmware search path (RHEL's /usr/share/qemu-kvm)."""
+    dirs = list(FIRMWARE_DIRS) + [d for d in search_path if d not in FIRMWARE_DIRS]
     own = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(binary))), "share/qemu")
     if own not in dirs:
         dirs.append(own)
@@ -664,6 +674,33 @@ def firmware_files(binary):
                 except OSError:
                     continue
     return out
+
+
+def firmware_search_path(binary, timeout=10.0):
+    """The directories QEMU searches, in order, for a firmware or ROM file named without a
+    directory (``-bios bios-256k.bin``, ``romfile=efi-virtio.rom``): what ``-L help`` prints
+    (softmmu/vl.c / system/vl.c qemu_add_default_firmwarepath: the configured firmware path,
+    then the data directory; qemu_find_file() takes the first directory holding the name).
+    Distributions set different paths, so the same name can load different files."""
+    proc = subprocess.Popen([binary, "-L", "help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise QmpError("-L help did not finish within %.0f s" % timeout)
+    if proc.returncode != 0:
+        raise QmpError("-L help failed (exit %d): %s" % (
+            proc.returncode, err.decode("utf-8", "replace")[-300:]))
+    dirs = []
+    for line in out.decode("utf-8", "replace").splitlines()[:64]:
+        line = line.strip()
+        if line.startswith("/"):
+            path = os.path.normpath(line)  # "/usr/bin/../share/qemu" (relocatable builds)
+            if path not in dirs:
+                dirs.append(path)
+    return dirs
 
 
 def schema_enum(schema, command, member):
@@ -843,7 +880,15 @@ def collect_build_schema(qmp, binary, mods, deadline):
         (name, json.dumps(section, sort_keys=True, separators=(",", ":")))
         for name, section in collect_vmstate(binary, max(1.0, deadline - time.time())).items()))
     out["vmstate_machine"] = "none"
-    part("firmware", lambda: firmware_files(binary))
+    # Bounded by the probe's QEMU deadline: a binary that hung above costs nothing more.
+    def search_path():
+        left = deadline - time.time()
+        if left <= 0:
+            raise QmpError("the QEMU deadline passed before -L help")
+        return firmware_search_path(binary, min(10.0, left))
+
+    part("firmware_path", search_path)
+    part("firmware", lambda: firmware_files(binary, out.get("firmware_path") or []))
     out["seconds"] = round(time.time() - started, 3)
     return out
 
