@@ -21,7 +21,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,16 +426,49 @@ class SshSession:
         )
 
     # --- the one exec ------------------------------------------------------------------
-    def run_probe(self, ref: HostRef, script: str) -> str:
-        """Connect, run the probe once, and return its stdout; HostError on any failure."""
+    def run_probe(self, ref: HostRef, script: str | Callable[[dict[str, Any]], str]) -> str:
+        """Connect, run the probe once, and return its stdout; HostError on any failure.
+
+        ``script`` may be a function of the answering host's identity (see ``identity``),
+        called after the host key is verified and before the one exec: the probe cache is
+        keyed on the machine that answered, not on the name typed."""
         settings = self.settings
         ep = resolve(ref, settings, self.config)
         deadline = _Deadline(settings.timeout)
         transport = self._connect(ep, deadline)
         try:
+            if callable(script):
+                script = script(self.identity(transport, ep))
             return self._exec(transport, ep, script, deadline)
         finally:
             transport.close()
+
+    def identity(self, transport: paramiko.Transport, ep: Endpoint) -> dict[str, Any]:
+        """Who answered: the peer address (or the proxy route), port, user, the ssh_config
+        file in effect and the host key's SHA-256 fingerprint."""
+        import base64
+        import hashlib
+
+        address: str
+        if ep.proxy_jump:
+            address = f"via {ep.proxy_jump} to {ep.hostname}"
+        elif ep.proxy_command:
+            address = f"proxycommand {ep.proxy_command}"
+        else:
+            try:
+                address = str(transport.sock.getpeername()[0])
+            except (OSError, AttributeError, IndexError):
+                address = ep.hostname
+        key = transport.get_remote_server_key()
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        config = self.settings.config_file or Path("~/.ssh/config").expanduser()
+        return {
+            "address": address,
+            "port": ep.port,
+            "user": ep.user,
+            "ssh_config": str(Path(config).resolve()),
+            "host_key": f"{key.get_name()} SHA256:{digest}",
+        }
 
     def _exec(self, t: paramiko.Transport, ep: Endpoint, script: str, dl: _Deadline) -> str:
         command = REMOTE_COMMAND_SUDO if self.settings.sudo else REMOTE_COMMAND
