@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from migcheck import __version__, commands
-from migcheck.errors import EXIT_UNKNOWN, MigcheckError
+from migcheck.errors import EXIT_UNKNOWN, InputError, MigcheckError
 from migcheck.gather import GatherOptions, HostResult
 
 app = typer.Typer(
@@ -247,10 +247,21 @@ def _emit(text: str | None, output: Path | None = None) -> None:
     if output is None:
         _write_json(text)
         return
-    try:
-        output.write_text(text)
+    from migcheck.safefile import atomic_write
+
+    try:  # atomic: a full disk or a planted symlink leaves the previous report intact
+        atomic_write(output, text)
     except OSError as exc:
-        _fail(MigcheckError(f"--output {output}: cannot write: {exc.strerror}"))
+        _fail(MigcheckError(f"--output {output}: {exc}"))
+
+
+def _check_output(output: Path | None) -> None:
+    """An output file that cannot be written is exit 2 before any host is contacted."""
+    from migcheck.safefile import check_writable
+
+    why = check_writable(output) if output is not None else None
+    if why is not None:
+        _fail(InputError(f"--output {output}: cannot be written: {why}"))
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -460,6 +471,8 @@ def fleet(
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break."""
     from migcheck.report.formats import render_fleet
+
+    _check_output(output)
 
     try:
         outcome = commands.fleet(

@@ -7,6 +7,7 @@ Python (and tested) without the CLI.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from migcheck.gather import (
     running_guest,
     safe_file_stem,
 )
+from migcheck.hosts import HostRef
 from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
@@ -168,8 +170,47 @@ def file_name_for_text(text: str) -> str:
     return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
 
+def planned_file_name(ref: HostRef) -> str | None:
+    """The file a HOST's facts will be saved as, known before gathering (None for a facts
+    file, whose host name is inside it): the name its facts will carry."""
+    if ref.kind == "local":
+        import socket
+
+        return file_name_for_text(socket.gethostname())
+    if ref.kind == "ssh":
+        return file_name_for_text(ref.name)
+    return None
+
+
+def check_distinct_files(hosts: Sequence[str]) -> None:
+    """Two HOSTs that would write the same file (``root@hv1`` and ``hv1:2222``) are an
+    input error before any host is contacted: one would silently replace the other."""
+    from migcheck.hosts import parse_host
+
+    seen: dict[str, str] = {}
+    for text in hosts:
+        name = planned_file_name(parse_host(text))
+        if name is None:
+            continue
+        if name in seen:
+            raise InputError(
+                f"HOSTs {seen[name]!r} and {text!r} would both be saved as {name}; "
+                "gather them into separate --out-dir directories"
+            )
+        seen[name] = text
+
+
+# A file name longer than NAME_MAX (255 bytes on Linux file systems) cannot exist.
+MAX_FILE_NAME = 255
+
+
 def save_results(results: list[HostResult], out_dir: Path) -> list[Path]:
-    """One facts file per gathered host; two HOSTs naming one machine keep both files."""
+    """One facts file per gathered host, each written atomically (see migcheck.safefile).
+    A host whose name cannot be a file name gets that as its error; the others are still
+    written. A write that fails for the directory's sake (full disk, read-only) stops with
+    one error naming what was and was not written; earlier files stay intact."""
+    from migcheck.safefile import WriteError
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -177,15 +218,35 @@ def save_results(results: list[HostResult], out_dir: Path) -> list[Path]:
             f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
         ) from None
     used: set[str] = set()
-    written = []
+    written: list[Path] = []
     for result in results:
         if result.facts is None:
             continue
-        name = file_name_for(result.facts)
-        if name in used:
-            name = file_name_for_text(result.ref.text)
+        try:
+            name = file_name_for(result.facts)
+            if name in used:
+                name = file_name_for_text(result.ref.text)
+            if len(name.encode("utf-8")) > MAX_FILE_NAME or name in used:
+                raise InputError(f"host name {result.facts.name[:80]!r}... is no file name")
+        except InputError as exc:
+            result.error = HostError(result.ref.text, f"facts not saved: {exc}")
+            result.facts = None
+            continue
         used.add(name)
-        save_facts(result.facts, out_dir / name)
+        try:
+            save_facts(result.facts, out_dir / name)
+        except WriteError as exc:
+            import errno
+
+            if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+                result.error = HostError(result.ref.text, f"facts not saved: {exc}")
+                result.facts = None
+                continue
+            done = ", ".join(p.name for p in written) or "none"
+            raise MigcheckError(
+                f"{exc}. Facts written before the failure: {done}; any file that was "
+                "already there for the others is unchanged"
+            ) from None
         written.append(out_dir / name)
     return written
 
@@ -204,12 +265,15 @@ def gather(
     if out_dir is None and len(unique) > 1:
         raise MigcheckError("give --out-dir DIR to gather more than one host")
     if out_dir is not None:
+        check_distinct_files(unique)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MigcheckError(
                 f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
             ) from None
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise MigcheckError(f"--out-dir {out_dir}: directory is not writable")
     results = (many or (lambda t: gather_many(t, options)))(unique)
     written = save_results(results, out_dir) if out_dir is not None else []
     return GatherOutcome(results, written)

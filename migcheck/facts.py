@@ -374,7 +374,9 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
 def save_facts(facts: Facts, path: str | Path) -> None:
     """Write the facts, and the QEMU build they reference once beside them
     (``qemu-builds/KEY.json``), so the directory reads the same on any machine."""
-    Path(path).write_text(json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
+    from migcheck.safefile import atomic_write
+
+    atomic_write(path, json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
     build = facts.build
     if build is not None:
         from migcheck.build import BUILDS_DIR, write_build
