@@ -25,9 +25,22 @@ from migcheck import __version__, commands
 from migcheck.errors import EXIT_UNKNOWN, InputError, MigcheckError
 from migcheck.gather import GatherOptions, HostResult
 
+# The contract CI gates rely on (DESIGN.md); README states the same table.
+EXIT_CODES_HELP = """Exit codes, the same in every command:
+
+\b
+  0 safe: something was judged and every judged migration is safe
+  1 unsafe: any judged migration is unsafe
+  2 bad input or usage: the message names the file, line or option
+  3 unknown: none unsafe and at least one unknown, or nothing judged
+    (a one-host fleet, hosts whose facts are implausible)
+  fleet --assume: 1 if any cell became unsafe, else 3 if any safe cell
+    became unknown, else 0"""
+
 app = typer.Typer(
     name="migcheck",
     help="Can this QEMU/KVM guest live-migrate safely from one host to another?",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # main() turns stray exceptions into one paragraph
     pretty_exceptions_show_locals=False,  # never put keys or passwords on screen

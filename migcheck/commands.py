@@ -367,7 +367,10 @@ def fleet(
     facts: dict[str, Facts] = {}
     failed: dict[str, str] = {}
     for (name, target), result in zip(names, results, strict=True):
-        if result.facts is not None:
+        why = implausible(result.facts) if result.facts is not None else None
+        if why is not None:
+            failed[name] = why
+        elif result.facts is not None:
             # A facts file is known by the host name inside it, unless that is ambiguous.
             if result.ref.kind == "file" and name == target and result.facts.name not in facts:
                 name = result.facts.name
@@ -391,16 +394,32 @@ def fleet(
 
 
 def fleet_exit_code(result: FleetResult, changes: Sequence[Change] | None = None) -> int:
-    """A known reason to refuse (1) wins over missing data (3), as in ``pair``."""
+    """The table in DESIGN.md. A known reason to refuse (1) wins over missing data (3), as
+    in ``pair``; nothing judged (one host, no host with usable facts, no guest that runs
+    anywhere) is 3, never 0. Under --assume only the regressions count: 1 if a cell became
+    unsafe, else 3 if one became unknown, else 0."""
+    judged = bool(result.cells)
     if changes is not None:
-        if any(c.regression for c in changes):
+        if any(c.became_unsafe for c in changes):
             return EXIT_UNSAFE
-        return EXIT_UNKNOWN if result.failed_hosts else EXIT_SAFE
+        if any(c.regression for c in changes) or not judged:
+            return EXIT_UNKNOWN
+        return EXIT_SAFE
     if any(c.verdict is Verdict.UNSAFE for c in result.cells.values()):
         return EXIT_UNSAFE
-    if result.failed_hosts or result.verdict is Verdict.UNKNOWN:
+    if not judged or result.failed_hosts or result.verdict is Verdict.UNKNOWN:
         return EXIT_UNKNOWN
     return EXIT_SAFE
+
+
+def implausible(facts: Facts) -> str | None:
+    """Why facts cannot be judged although they loaded: a QEMU that answered with no
+    machine types would make every guest look like it "cannot run there"."""
+    qemu = facts.doc.get("qemu")
+    usable = isinstance(qemu, dict) and "error" not in qemu and not qemu.get("cached")
+    if usable and not qemu.get("machines"):
+        return "implausible facts: QEMU reported no machine types"
+    return None
 
 
 # --- portable --------------------------------------------------------------------------------

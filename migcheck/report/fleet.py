@@ -180,7 +180,12 @@ def render_junit(result: FleetResult, changes: Sequence[Change] | None = None) -
                 name=f"{','.join(c.src[:3])} -> {','.join(c.dst[:3])}",
                 time="0",
             )
-            el = ET.SubElement(case, "failure", message="becomes unsafe", type="regression")
+            el = ET.SubElement(
+                case,
+                "failure",
+                message=f"becomes {c.after.value if c.after else 'unsafe'}",
+                type="regression",
+            )
             el.text = "; ".join(c.reasons)
         if not regressions:
             ET.SubElement(suite, "testcase", classname="what-if", name="no regression", time="0")
