@@ -466,6 +466,17 @@ class Facts:
         return sec.get("release") if sec else None
 
     @property
+    def cache_note(self) -> str | None:
+        """Which facts came from the probe cache and how old they are, for reports."""
+        note = (self.doc.get("probe") or {}).get("cache")
+        if not isinstance(note, Mapping) or not note.get("used"):
+            return None
+        facts = ", ".join(str(f) for f in note.get("facts") or ["qemu"])
+        age = note.get("age_seconds")
+        when = f"{age} s old" if isinstance(age, int) else "of unknown age"
+        return f"{facts} from the probe cache, {when} (stored {note.get('stored_at', '?')})"
+
+    @property
     def cpu_summary(self) -> str | None:
         sec = self.section("cpu")
         if not sec:

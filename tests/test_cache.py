@@ -268,3 +268,12 @@ def _sha(host) -> str:
 
     blob = base64.b64decode(host.host_public_key.split()[1])
     return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def test_reports_say_which_facts_came_from_the_cache(qemu_copy: Path):
+    from migcheck.report.json import host_json
+
+    assert host_json(gather(qemu_copy))["cache"] is None
+    cached = gather(qemu_copy)
+    note = host_json(cached)["cache"]
+    assert note.startswith("qemu from the probe cache, ") and " s old (stored " in note
