@@ -236,11 +236,14 @@ def test_any_changed_input_means_a_fresh_probe(qemu_copy: Path, key: str):
     assert "cached" not in again["qemu"] and again["qemu"]["version"] == first["qemu"]["version"]
 
 
-def test_a_host_alias_moved_to_another_machine_misses_the_cache(lab, tmp_path: Path):
+def test_a_host_alias_moved_to_another_machine_misses_the_cache(
+    lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The cache is keyed on the host that answered (address, port, user, ssh_config, host
     key), not on the alias typed: the alias pointed at another machine gets a fresh probe."""
     from migcheck.transport.settings import SshSettings
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # this test's entries only
     for name in ("c-one", "c-two"):
         if name not in lab.hosts:
             lab.add_host(name, qemu="real")
