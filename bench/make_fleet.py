@@ -90,9 +90,11 @@ def make_cache(out: Path, n: int) -> None:
     import os
 
     os.environ["XDG_CACHE_HOME"] = str(out / "cache")
-    from migcheck.fleetload import dumps_by_section
-    from migcheck.gather import cached_facts_path
-    from migcheck.hosts import parse_host
+    import hashlib
+    import json
+    import time
+
+    from migcheck.gather import CACHE_FORMAT, usable_cache_dir
 
     shapes = shape_docs()
     rng = random.Random(25)
@@ -101,9 +103,16 @@ def make_cache(out: Path, n: int) -> None:
         doc = host_doc(shapes[(i * 7) % len(shapes)], i, rng, "ssh")
         name = doc["host"]["name"]
         lines.append(name)
-        path = cached_facts_path(parse_host(name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps_by_section(doc))  # as Gatherer._store writes it
+        doc["host"]["target"] = name  # the HOST text it was gathered as
+        key = hashlib.sha256(name.encode()).hexdigest()[:32]
+        entry = {  # the shape Gatherer._store writes
+            "format": CACHE_FORMAT,
+            "key": key,
+            "identity": {"target": name},
+            "stored_unix": time.time(),
+            "facts": doc,
+        }
+        (usable_cache_dir() / f"{key}.json").write_text(json.dumps(entry, sort_keys=True))
     copy_builds(out / "cache" / "migcheck" / "qemu-builds")
     (out / "inventory.ini").write_text("\n".join(lines) + "\n")
 

@@ -468,14 +468,12 @@ def write_build(build: BuildData, directory: Path, replace: bool = False) -> Pat
     path = directory / f"{build.key}.json"
     if path.is_file() and not replace:
         return path
+    from migcheck.safefile import atomic_write
+
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{build.key}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        tmp.write_text(json.dumps(build.doc, sort_keys=True, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # A fresh O_EXCL|O_NOFOLLOW temporary file: a symlink planted in the directory is
+    # never written through.
+    atomic_write(path, json.dumps(build.doc, sort_keys=True, separators=(",", ":")) + "\n")
     return path
 
 

@@ -23,12 +23,25 @@ import typer
 from rich.console import Console
 
 from migcheck import __version__, commands
-from migcheck.errors import EXIT_UNKNOWN, MigcheckError
+from migcheck.errors import EXIT_UNKNOWN, InputError, MigcheckError
 from migcheck.gather import GatherOptions, HostResult
+
+# The contract CI gates rely on (DESIGN.md); README states the same table.
+EXIT_CODES_HELP = """Exit codes, the same in every command:
+
+\b
+  0 safe: something was judged and every judged migration is safe
+  1 unsafe: any judged migration is unsafe
+  2 bad input or usage: the message names the file, line or option
+  3 unknown: none unsafe and at least one unknown, or nothing judged
+    (a one-host fleet, hosts whose facts are implausible)
+  fleet --assume: 1 if any cell became unsafe, else 3 if any safe cell
+    became unknown, else 0"""
 
 app = typer.Typer(
     name="migcheck",
     help="Can this QEMU/KVM guest live-migrate safely from one host to another?",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # main() turns stray exceptions into one paragraph
     pretty_exceptions_show_locals=False,  # never put keys or passwords on screen
@@ -277,10 +290,21 @@ def _emit(text: str | None, output: Path | None = None) -> None:
     if output is None:
         _write_json(text)
         return
-    try:
-        output.write_text(text)
+    from migcheck.safefile import atomic_write
+
+    try:  # atomic: a full disk or a planted symlink leaves the previous report intact
+        atomic_write(output, text)
     except OSError as exc:
-        _fail(MigcheckError(f"--output {output}: cannot write: {exc.strerror}"))
+        _fail(MigcheckError(f"--output {output}: {exc}"))
+
+
+def _check_output(output: Path | None) -> None:
+    """An output file that cannot be written is exit 2 before any host is contacted."""
+    from migcheck.safefile import check_writable
+
+    why = check_writable(output) if output is not None else None
+    if why is not None:
+        _fail(InputError(f"--output {output}: cannot be written: {why}"))
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -511,6 +535,8 @@ def fleet(
     Ctrl-C prints what was judged so far, marked incomplete (exit 3, or 1 if a judged
     cell is unsafe)."""
     from migcheck.report.formats import render_fleet
+
+    _check_output(output)
 
     show = fmt is FleetFormat.table or output is not None
     try:

@@ -7,6 +7,7 @@ Python (and tested) without the CLI.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from migcheck.gather import (
     running_guest,
     safe_file_stem,
 )
-from migcheck.hosts import parse_host
+from migcheck.hosts import HostRef, parse_host
 from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
@@ -180,11 +181,50 @@ def file_name_for_text(text: str) -> str:
     return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
 
+def planned_file_name(ref: HostRef) -> str | None:
+    """The file a HOST's facts will be saved as, known before gathering (None for a facts
+    file, whose host name is inside it): the name its facts will carry."""
+    if ref.kind == "local":
+        import socket
+
+        return file_name_for_text(socket.gethostname())
+    if ref.kind == "ssh":
+        return file_name_for_text(ref.name)
+    return None
+
+
+def check_distinct_files(hosts: Sequence[str]) -> None:
+    """Two HOSTs that would write the same file (``root@hv1`` and ``hv1:2222``) are an
+    input error before any host is contacted: one would silently replace the other."""
+    from migcheck.hosts import parse_host
+
+    seen: dict[str, str] = {}
+    for text in hosts:
+        name = planned_file_name(parse_host(text))
+        if name is None:
+            continue
+        if name in seen:
+            raise InputError(
+                f"HOSTs {seen[name]!r} and {text!r} would both be saved as {name}; "
+                "gather them into separate --out-dir directories"
+            )
+        seen[name] = text
+
+
+# A file name longer than NAME_MAX (255 bytes on Linux file systems) cannot exist.
+MAX_FILE_NAME = 255
+
+
 def save_results(
     results: list[HostResult], out_dir: Path, used: set[str] | None = None
 ) -> list[Path]:
-    """One facts file per gathered host; two HOSTs naming one machine keep both files
-    (``used``: the names taken so far, when results come in several calls)."""
+    """One facts file per gathered host, each written atomically (see migcheck.safefile).
+    A host whose name cannot be a file name gets that as its error; the others are still
+    written. A write that fails for the directory's sake (full disk, read-only) stops with
+    one error naming what was and was not written; earlier files stay intact. ``used``:
+    the names taken so far, when results come in several calls."""
+    from migcheck.safefile import WriteError
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -192,15 +232,35 @@ def save_results(
             f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
         ) from None
     used = set() if used is None else used
-    written = []
+    written: list[Path] = []
     for result in results:
         if result.facts is None:
             continue
-        name = file_name_for(result.facts)
-        if name in used:
-            name = file_name_for_text(result.ref.text)
+        try:
+            name = file_name_for(result.facts)
+            if name in used:
+                name = file_name_for_text(result.ref.text)
+            if len(name.encode("utf-8")) > MAX_FILE_NAME or name in used:
+                raise InputError(f"host name {result.facts.name[:80]!r}... is no file name")
+        except InputError as exc:
+            result.error = HostError(result.ref.text, f"facts not saved: {exc}")
+            result.facts = None
+            continue
         used.add(name)
-        save_facts(result.facts, out_dir / name)
+        try:
+            save_facts(result.facts, out_dir / name)
+        except WriteError as exc:
+            import errno
+
+            if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+                result.error = HostError(result.ref.text, f"facts not saved: {exc}")
+                result.facts = None
+                continue
+            done = ", ".join(p.name for p in written) or "none"
+            raise MigcheckError(
+                f"{exc}. Facts written before the failure: {done}; any file that was "
+                "already there for the others is unchanged"
+            ) from None
         written.append(out_dir / name)
     return written
 
@@ -219,12 +279,15 @@ def gather(
     if out_dir is None and len(unique) > 1:
         raise MigcheckError("give --out-dir DIR to gather more than one host")
     if out_dir is not None:
+        check_distinct_files(unique)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MigcheckError(
                 f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
             ) from None
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise MigcheckError(f"--out-dir {out_dir}: directory is not writable")
     results = (many or (lambda t: gather_many(t, options)))(unique)
     written = save_results(results, out_dir) if out_dir is not None else []
     return GatherOutcome(results, written)
@@ -384,10 +447,15 @@ def fleet(
         )
         facts, failed, fingerprints = loaded.hosts, loaded.failed, loaded.fingerprints
         interrupted = loaded.interrupted
+        for name in [n for n, f in facts.items() if implausible(f) is not None]:
+            failed[name] = implausible(facts.pop(name)) or ""
     else:
         results = (many or (lambda t: gather_many(t, options)))([target for _, target in names])
         for (name, target), result in zip(names, results, strict=True):
-            if result.facts is not None:
+            why = implausible(result.facts) if result.facts is not None else None
+            if why is not None:
+                failed[name] = why
+            elif result.facts is not None:
                 # A facts file is known by the host name inside it, unless that is ambiguous.
                 if result.ref.kind == "file" and name == target and result.facts.name not in facts:
                     name = result.facts.name
@@ -425,19 +493,35 @@ def fleet(
 
 
 def fleet_exit_code(result: FleetResult, changes: Sequence[Change] | None = None) -> int:
-    """A known reason to refuse (1) wins over missing data (3), as in ``pair``."""
+    """The table in DESIGN.md. A known reason to refuse (1) wins over missing data (3), as
+    in ``pair``; nothing judged (one host, no host with usable facts, no guest that runs
+    anywhere) is 3, never 0. Under --assume only the regressions count: 1 if a cell became
+    unsafe, else 3 if one became unknown, else 0."""
     if not result.complete:  # interrupted: what was judged, never safe
         unsafe = any(c.verdict is Verdict.UNSAFE for c in result.cells.values())
         return EXIT_UNSAFE if unsafe else EXIT_UNKNOWN
+    judged = bool(result.cells)
     if changes is not None:
-        if any(c.regression for c in changes):
+        if any(c.became_unsafe for c in changes):
             return EXIT_UNSAFE
-        return EXIT_UNKNOWN if result.failed_hosts else EXIT_SAFE
+        if any(c.regression for c in changes) or not judged:
+            return EXIT_UNKNOWN
+        return EXIT_SAFE
     if any(c.verdict is Verdict.UNSAFE for c in result.cells.values()):
         return EXIT_UNSAFE
-    if result.failed_hosts or result.verdict is Verdict.UNKNOWN:
+    if not judged or result.failed_hosts or result.verdict is Verdict.UNKNOWN:
         return EXIT_UNKNOWN
     return EXIT_SAFE
+
+
+def implausible(facts: Facts) -> str | None:
+    """Why facts cannot be judged although they loaded: a QEMU that answered with no
+    machine types would make every guest look like it "cannot run there"."""
+    qemu = facts.doc.get("qemu")
+    usable = isinstance(qemu, dict) and "error" not in qemu and not qemu.get("cached")
+    if usable and not qemu.get("machines"):
+        return "implausible facts: QEMU reported no machine types"
+    return None
 
 
 # --- portable --------------------------------------------------------------------------------

@@ -26,6 +26,15 @@ SCHEMA = "migcheck.facts/1"
 SCHEMA_PREFIX = "migcheck.facts/"
 SECTIONS = ("kernel", "os", "cpu", "kvm", "devices", "qemu")
 MAX_FACTS_BYTES = 64 * 1024 * 1024
+# Parsed JSON costs what its structure costs, not its size: 16 MiB of "[{},{},...]" is
+# 5.6 M dicts, about 400 MB. Above STRUCTURE_CHECK_BYTES a document whose structure would
+# cost more than STRUCTURE_COST_RATIO times its size (estimated from token counts, see
+# structure_cost) is refused before parsing, so with the text itself a document costs at
+# most about 4 times its size. Real facts are 100-200 KiB (and a probe output with its
+# build data about 700 KiB), far below the threshold; 16 MiB of real-shaped CPU model
+# lists would cost 5.3 times their size and is refused.
+STRUCTURE_CHECK_BYTES = 1024 * 1024
+STRUCTURE_COST_RATIO = 3.0
 
 _VERSION_RE = re.compile(r"^(\d{1,4})\.(\d{1,4})(?:\.(\d{1,6}))?(?!\d)")
 
@@ -343,8 +352,12 @@ def load_facts(path: str | Path) -> Facts:
         raw = p.read_bytes()
     except OSError as exc:
         raise InputError(f"{origin}: cannot read facts file: {exc.strerror or exc}") from None
+    check_structure(raw, origin)
     try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        text = raw.decode("utf-8")
+        del raw  # the text alone while parsing: one copy of the document, not two
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        del text
     except DuplicateKey as exc:
         raise FactsError(origin, f"key {exc.args[0]!r} appears twice in one object") from None
     except UnicodeDecodeError as exc:
@@ -370,6 +383,33 @@ def _split_build(doc: Any, origin: str) -> Any:
     return doc
 
 
+def structure_cost(text: str | bytes) -> int:
+    """An estimate of what parsing ``text`` costs in CPython objects: a dict per ``{``, a
+    list per ``[``, a pointer and some per ``,``, a string object per pair of quotes (an
+    overestimate for strings that contain quotes or braces, which only refuses earlier)."""
+    if isinstance(text, str):
+        counts = [text.count(c) for c in ("{", "[", ",", '"')]
+    else:
+        counts = [text.count(c) for c in (b"{", b"[", b",", b'"')]
+    return 64 * counts[0] + 56 * counts[1] + 16 * counts[2] + 36 * counts[3]
+
+
+def check_structure(text: str | bytes, origin: str) -> None:
+    """Refuse, before parsing, a large document whose structure would cost more memory than
+    STRUCTURE_COST_RATIO times its size (a hostile host's or file's memory bomb)."""
+    size = len(text)
+    if size <= STRUCTURE_CHECK_BYTES:
+        return
+    cost = structure_cost(text)
+    if cost > STRUCTURE_COST_RATIO * size:
+        raise FactsError(
+            origin,
+            f"{size} bytes whose structure would take about {cost // (1024 * 1024)} MiB "
+            f"to parse (more than {STRUCTURE_COST_RATIO:g} times its size); not a facts "
+            "document",
+        )
+
+
 def _scrubbed(doc: Any, origin: str) -> Any:
     from migcheck.textsafe import scrub_tree
 
@@ -383,9 +423,13 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
     """Parse what the probe printed; garbage or truncation is the host's fault (exit 3)."""
     from migcheck.errors import HostError
 
-    text = output.strip()
-    if not text:
+    text = output  # not .strip(): that would copy a 16 MiB output; json skips blanks
+    if not text or text.isspace():
         raise HostError(origin, "the probe printed nothing")
+    try:
+        check_structure(text, origin)
+    except FactsError as exc:
+        raise HostError(origin, f"the probe's output is not usable: {exc.problem}") from None
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except DuplicateKey as exc:
@@ -410,7 +454,9 @@ def facts_from_probe_output(output: str, origin: str) -> Facts:
 def save_facts(facts: Facts, path: str | Path) -> None:
     """Write the facts, and the QEMU build they reference once beside them
     (``qemu-builds/KEY.json``), so the directory reads the same on any machine."""
-    Path(path).write_text(json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
+    from migcheck.safefile import atomic_write
+
+    atomic_write(path, json.dumps(facts.doc, indent=1, sort_keys=True) + "\n")
     build = facts.build
     if build is not None:
         from migcheck.build import BUILDS_DIR, write_build
@@ -454,6 +500,17 @@ class Facts:
     def kernel_release(self) -> str | None:
         sec = self.section("kernel")
         return sec.get("release") if sec else None
+
+    @property
+    def cache_note(self) -> str | None:
+        """Which facts came from the probe cache and how old they are, for reports."""
+        note = (self.doc.get("probe") or {}).get("cache")
+        if not isinstance(note, Mapping) or not note.get("used"):
+            return None
+        facts = ", ".join(str(f) for f in note.get("facts") or ["qemu"])
+        age = note.get("age_seconds")
+        when = f"{age} s old" if isinstance(age, int) else "of unknown age"
+        return f"{facts} from the probe cache, {when} (stored {note.get('stored_at', '?')})"
 
     @property
     def cpu_summary(self) -> str | None:

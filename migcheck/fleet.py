@@ -346,6 +346,9 @@ class Assumption:
         return cls(m.group("target"), m.group("key"), m.group("value"))
 
 
+_RANK = {Verdict.SAFE: 0, Verdict.UNKNOWN: 1, Verdict.UNSAFE: 2, None: 2}
+
+
 @dataclass(frozen=True)
 class Change:
     """A verdict that changes for every migration from ``src`` hosts to ``dst`` hosts."""
@@ -359,7 +362,15 @@ class Change:
 
     @property
     def regression(self) -> bool:
-        return self.before is Verdict.SAFE and self.after is not Verdict.SAFE
+        """Got worse: safe -> unknown, unknown -> unsafe, safe -> unsafe (a guest that
+        can no longer run counts as unsafe)."""
+        if self.before is None:
+            return False
+        return _RANK[self.after] > _RANK[self.before]
+
+    @property
+    def became_unsafe(self) -> bool:
+        return self.regression and self.after in (Verdict.UNSAFE, None)
 
     @property
     def pairs(self) -> int:

@@ -35,7 +35,8 @@ from typing import Any
 
 from migcheck import __version__
 from migcheck.errors import InputError
-from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, load_facts, validate
+from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, _scrubbed, load_facts, validate
+from migcheck.gather import CACHE_FORMAT
 
 # Bytes after which a document may hold a character scrub_tree would replace: a JSON escape
 # of a control character (\u00XX, \b, \f, \r), DEL, or a UTF-8 C1 control (0xC2 0x80-0x9F).
@@ -52,6 +53,19 @@ def dumps_by_section(doc: Mapping[str, Any]) -> str:
     the probe cache stores, so :class:`SectionReader` can share repeated sections."""
     lines = (f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(doc.items()))
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _cache_entry_facts(raw: bytes, path: str) -> Facts:
+    """The facts a probe-cache entry holds (``fleet --cached``), checked like a facts file."""
+    from migcheck.facts import FactsError
+
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise FactsError(path, "not a readable probe-cache entry") from None
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+        raise FactsError(path, "not a probe-cache entry")
+    return Facts(validate(_scrubbed(entry.get("facts"), path), path), path)
 
 
 def _suspect(raw: bytes) -> bool:
@@ -84,6 +98,8 @@ class SectionReader:
             raw = p.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot read facts file: {exc.strerror or exc}") from None
+        if CACHE_FORMAT.encode() in raw[-512:]:  # a probe-cache entry (keys sorted: at the end)
+            return _cache_entry_facts(raw, path)
         pieces = self._split(raw)
         if pieces is None:
             return load_facts(path)

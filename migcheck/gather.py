@@ -6,9 +6,13 @@ facts or the error that stopped it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from migcheck import __version__
 from migcheck.errors import HostError, InputError, MigcheckError
-from migcheck.facts import Facts, facts_from_probe_output, load_facts
+from migcheck.facts import Facts, facts_from_probe_output, load_facts, validate
 from migcheck.hosts import HostRef, parse_host
 
 if TYPE_CHECKING:
@@ -45,14 +49,100 @@ def cache_dir() -> Path:
     return Path(base) / "migcheck" / "facts"
 
 
-def _cache_path(ref: HostRef) -> Path:
-    key = f"{ref.kind}:{ref.user or ''}@{ref.name}:{ref.port or ''}"
-    return cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+CACHE_FORMAT = "migcheck.probe-cache/2"
+
+
+def usable_cache_dir() -> Path:
+    """The cache directory, created 0700; CacheRefused when another user owns it or others
+    may write to it (they could plant facts that make an unsafe migration look safe)."""
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise CacheRefused(f"cannot create the probe cache {path}: {exc.strerror}") from None
+    import stat as stat_mod
+
+    if not stat_mod.S_ISDIR(st.st_mode):
+        raise CacheRefused(f"probe cache {path} is not a directory (a symlink?); not used")
+    if st.st_uid != os.geteuid():
+        raise CacheRefused(
+            f"probe cache {path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); "
+            "not used. Remove it or point XDG_CACHE_HOME elsewhere"
+        )
+    if st.st_mode & 0o022:
+        raise CacheRefused(
+            f"probe cache {path} is writable by others (mode {st.st_mode & 0o777:o}); not used. "
+            f"Fix it with: chmod 700 {path}"
+        )
+    return path
+
+
+class CacheRefused(Exception):
+    pass
+
+
+def machine_id() -> str | None:
+    """This machine's identity: a home directory on NFS shared by many hosts must not give
+    one host the facts of another."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def cache_key(identity: dict[str, Any]) -> str:
+    from migcheck.probe import probe_source
+
+    # The probe's own text is part of the key: a new probe never reuses an old one's answers.
+    probe = hashlib.sha256(probe_source().encode()).hexdigest()
+    text = json.dumps({"identity": identity, "probe": probe}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _cacheable(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps: never the running guests (their argv can carry secrets)."""
+    return {k: v for k, v in doc.items() if k not in ("guests",)}
+
+
+@functools.lru_cache(maxsize=8)
+def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
+    """HOST text -> the newest probe-cache entry gathered under that text. Entries are keyed
+    by the host that answered (its address and host key), which only a connection can tell;
+    ``fleet --cached`` contacts no host, so it finds them by the text they were gathered as
+    and reports them as cached facts of that age (the key is not re-verified)."""
+    found: dict[str, tuple[float, Path]] = {}
+    try:
+        paths = sorted(directory.glob("*.json"))
+    except OSError:
+        return {}
+    for path in paths:
+        try:
+            entry = json.loads(path.read_bytes())
+            target = entry["facts"]["host"]["target"]
+            stored = float(entry.get("stored_unix", 0))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not an entry we wrote: ignore it, as the cache lookup does
+        ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
+        if ours and (target not in found or stored > found[target][0]):
+            found[target] = (stored, path)
+    return {t: p for t, (_, p) in found.items()}
 
 
 def cached_facts_path(ref: HostRef) -> Path:
-    """Where the probe cache keeps ``ref``'s last facts (``fleet --cached`` reads them)."""
-    return _cache_path(ref)
+    """The probe-cache entry ``fleet --cached`` reads for ``ref`` (a path that does not
+    exist when the host was never gathered under that text)."""
+    missing = cache_dir() / "never-gathered.json"
+    try:
+        directory = usable_cache_dir()
+        mtime = directory.stat().st_mtime_ns  # a new entry changes it: the index is redone
+    except (CacheRefused, OSError):
+        return missing
+    return _targets_in(directory, mtime).get(ref.text, missing)
 
 
 @dataclass
@@ -67,12 +157,20 @@ class HostResult:
         return self.facts is not None
 
 
+def _fixed(config: dict[str, Any]) -> Callable[[dict[str, Any] | None], str]:
+    from migcheck.probe import probe_script
+
+    return lambda _identity: probe_script(config)
+
+
 @dataclass
 class Gatherer:
     """Gathers hosts; keeps one SSH session (config, known_hosts, bastions) for all."""
 
     options: GatherOptions = field(default_factory=GatherOptions)
     _ssh: SshSession | None = None
+    # One-paragraph messages for the user (a refused probe cache), each once per run.
+    notices: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -126,42 +224,72 @@ class Gatherer:
             config["known_fingerprint"] = (cached.doc.get("probe") or {}).get("fingerprint")
         return config
 
-    def _cached(self, ref: HostRef) -> Facts | None:
-        if not self.options.cache or self.options.refresh:
-            return None
-        path = _cache_path(ref)
+    def _cached(self, key: str | None) -> tuple[Facts | None, dict[str, Any]]:
+        """The cached facts for ``key`` and what the report says about the cache."""
+        note: dict[str, Any] = {"used": False}
+        if not self.options.cache or key is None:
+            note["why"] = "disabled" if not self.options.cache else "no identity for this host"
+            return None, note
         try:
-            facts = load_facts(path)
-        except (InputError, OSError):
-            return None  # a missing or damaged cache only costs a full probe
+            directory = usable_cache_dir()
+        except CacheRefused as exc:
+            self._refused(str(exc))
+            return None, {"used": False, "refused": str(exc)}
+        if self.options.refresh:
+            note["why"] = "--refresh"
+            return None, note
+        try:
+            entry = json.loads((directory / f"{key}.json").read_text())
+            if entry.get("format") != CACHE_FORMAT or entry.get("key") != key:
+                return None, note
+            facts = Facts(validate(entry["facts"], f"probe cache {key}"), f"cache {key}")
+            stored = float(entry["stored_unix"])
+        except (OSError, ValueError, KeyError, TypeError, InputError, RecursionError):
+            return None, note  # a missing or damaged cache only costs a full probe
         qemu = facts.doc.get("qemu") or {}
         fp = (facts.doc.get("probe") or {}).get("fingerprint")
         if "error" in qemu or not isinstance(fp, dict) or "error" in fp:
-            return None
+            return None, note
         if "tcg" not in qemu:  # kept by an older probe, without QEMU's TCG answers
-            return None
-        return facts
+            return None, note
+        note = {"stored_unix": stored}
+        return facts, note
 
-    def _store(self, ref: HostRef, facts: Facts) -> None:
-        if not self.options.cache:
+    def _refused(self, message: str) -> None:
+        with self._lock:
+            if message in self.notices:
+                return
+            self.notices.append(message)
+        # Once per run, on stderr: the operator must learn that the cache is not theirs.
+        print(f"migcheck: {message}", file=sys.stderr)
+
+    def _store(self, key: str | None, identity: dict[str, Any], facts: Facts) -> None:
+        if not self.options.cache or key is None:
             return
         qemu = facts.doc.get("qemu") or {}
-        if (
-            "error" in qemu
-            or qemu.get("cached")
-            or (facts.doc.get("probe") or {}).get("qemu_from_cache")
-        ):
+        probe = facts.doc.get("probe") or {}
+        fp = probe.get("fingerprint")
+        if "error" in qemu or qemu.get("cached") or probe.get("qemu_from_cache"):
             return  # nothing new to keep
-        path = _cache_path(ref)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            from migcheck.fleetload import dumps_by_section
+        if not isinstance(fp, dict) or "error" in fp:
+            return  # no fingerprint (a wrapper script, a deleted binary): never reusable
+        from migcheck.safefile import atomic_write
 
-            tmp.write_text(dumps_by_section(facts.doc))  # fleet --cached shares its sections
-            os.replace(tmp, path)
-        except OSError:
-            pass  # the cache is an optimisation; failing to write it is not an error
+        try:
+            directory = usable_cache_dir()
+        except CacheRefused as exc:
+            self._refused(str(exc))
+            return
+        entry = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "identity": identity,
+            "stored_unix": time.time(),
+            "facts": _cacheable(dict(facts.doc)),
+        }
+        # The cache is an optimisation; failing to write it is not an error.
+        with contextlib.suppress(OSError):
+            atomic_write(directory / f"{key}.json", json.dumps(entry, sort_keys=True), 0o600)
 
     def gather(
         self, host: HostRef | str, *, vm: str | None = None, list_vms: bool = False
@@ -179,24 +307,45 @@ class Gatherer:
         if list_vms:
             guests["list_vms"] = True
         started = time.monotonic()
-        cached = self._cached(ref)
-        output = self._run(ref, self._probe_config(cached, guests))
+        # Filled once the answering host is known (after its host key, before the exec).
+        state: dict[str, Any] = {"key": None, "identity": None, "cached": None, "note": {}}
+
+        def script_for(identity: dict[str, Any] | None) -> str:
+            from migcheck.probe import probe_script
+
+            key = cache_key(identity) if identity is not None else None
+            cached, note = self._cached(key)
+            state.update(key=key, identity=identity, cached=cached, note=note)
+            return probe_script(self._probe_config(cached, guests))
+
+        output = self._run(ref, script_for)
         facts = facts_from_probe_output(output, ref.text)
         doc = dict(facts.doc)
+        cached = state["cached"]
+        cache_note = dict(state["note"])
         if (doc.get("qemu") or {}).get("cached"):
             if cached is None:  # the probe answered from a cache we no longer have
                 config = self._probe_config(None, guests)
-                facts = facts_from_probe_output(self._run(ref, config), ref.text)
+                facts = facts_from_probe_output(self._run(ref, _fixed(config)), ref.text)
                 doc = dict(facts.doc)
+                cache_note = {"used": False}
             else:
                 doc["qemu"] = cached.doc["qemu"]
                 doc["probe"] = dict(doc.get("probe") or {}, qemu_from_cache=True)
-        if ref.kind == "local":
-            import socket  # only a local probe needs this machine's name
-
-            name = socket.gethostname()
+                stored = float(cache_note.get("stored_unix", time.time()))
+                cache_note = {
+                    "used": True,
+                    "facts": ["qemu"],
+                    "stored_at": datetime.fromtimestamp(stored, timezone.utc).isoformat(
+                        timespec="seconds"
+                    ),
+                    "age_seconds": max(0, round(time.time() - stored)),
+                }
         else:
-            name = ref.name
+            cache_note.pop("stored_unix", None)
+            cache_note["used"] = False
+        doc["probe"] = dict(doc.get("probe") or {}, cache=cache_note)
+        name = socket.gethostname() if ref.kind == "local" else ref.name
         doc["host"] = {
             "name": name,
             "target": ref.text,
@@ -206,17 +355,17 @@ class Gatherer:
             "migcheck_version": __version__,
         }
         result = Facts(doc, ref.text)
-        self._store(ref, result)
+        self._store(state["key"], state["identity"], result)
         return result
 
-    def _run(self, ref: HostRef, config: dict[str, Any]) -> str:
-        from migcheck.probe import probe_script
-
+    def _run(self, ref: HostRef, script_for: Callable[[dict[str, Any] | None], str]) -> str:
         if ref.kind == "local":
-            from migcheck.transport.local import run_local_probe
+            from migcheck.transport.local import run_local_script
 
-            return run_local_probe(config, timeout=self.options.timeout)
-        return self._session().run_probe(ref, probe_script(config))
+            mid = machine_id()
+            script = script_for({"machine_id": mid} if mid else None)
+            return run_local_script(script, timeout=self.options.timeout)
+        return self._session().run_probe(ref, script_for)
 
     def gather_many(
         self,

@@ -73,4 +73,20 @@ def _parse_ssh(text: str, rest: str) -> HostRef:
             raise InputError(f"HOST {text!r}: port {port} is out of range 1-65535")
     if not _NAME_RE.match(name) or name.startswith("-"):
         raise InputError(f"HOST {text!r}: {name!r} is not a valid host name")
+    if not name.startswith("["):
+        _check_dns_shape(text, name)
     return HostRef("ssh", text, name.strip("[]"), user, port)
+
+
+def _check_dns_shape(text: str, name: str) -> None:
+    """RFC 1035 limits, checked here so a hostile name is exit 2, never an ``idna``
+    codec error from the resolver: no empty label (``..``, a leading dot), labels of at
+    most 63 characters, at most 253 in all (one trailing dot allowed, as in FQDNs)."""
+    bare = name[:-1] if name.endswith(".") and len(name) > 1 else name
+    if len(bare) > 253:
+        raise InputError(f"HOST {text!r}: the name is longer than 253 characters")
+    for label in bare.split("."):
+        if not label:
+            raise InputError(f'HOST {text!r}: {name!r} has an empty label (".." or a dot)')
+        if len(label) > 63:
+            raise InputError(f"HOST {text!r}: label {label[:20]!r}... is longer than 63 characters")

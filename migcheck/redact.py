@@ -56,8 +56,10 @@ __all__ = [
 
 REDACTED = "<redacted>"
 
+# "cookie": curl's cookie= carries a session credential (block/curl.c; cookie-secret= is a
+# reference and stays).
 _SECRET_NAMES = frozenset(
-    {"password", "passwd", "passphrase", "pass", "secret", "key", "psk", "token"}
+    {"password", "passwd", "passphrase", "pass", "secret", "key", "psk", "token", "cookie"}
 )
 _SECRET_SUFFIXES = ("-password", "-passwd", "-passphrase", "-pass")
 # Object types whose "data"/"iv" are secret material (qom/secret.c: data, file, format,
@@ -66,6 +68,14 @@ _SECRET_OBJECT_PROPS: Mapping[str, frozenset[str]] = {"secret": frozenset({"data
 
 _ENV_SUBSTRINGS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL")
 _ENV_WORDS = frozenset({"PASS", "KEY", "APIKEY", "PSK"})
+# Whole variables that carry credentials inside options: CEPH_ARGS="--id admin --key AQB..".
+_ENV_NAMES = frozenset({"CEPH_ARGS"})
+# fw_cfg entries under this prefix are systemd credentials: their string= is the secret.
+_FW_CFG_CREDENTIAL = "opt/io.systemd.credentials/"
+# Deeper than this, a value is replaced whole: redaction must not fail (RecursionError) on
+# a hostile nesting, and hiding such a value never leaks one.
+MAX_DEPTH = 64
+TOO_DEEP = "<nested too deeply>"
 
 
 def _norm(name: str) -> str:
@@ -85,7 +95,7 @@ def is_secret_prop(name: Any, kind: str | None = None) -> bool:
 def is_secret_env(name: str) -> bool:
     """True when an environment variable called ``name`` holds a secret."""
     upper = name.upper()
-    if any(word in upper for word in _ENV_SUBSTRINGS):
+    if upper in _ENV_NAMES or any(word in upper for word in _ENV_SUBSTRINGS):
         return True
     return any(word in _ENV_WORDS or word.endswith("PASS") for word in upper.split("_"))
 
@@ -98,9 +108,14 @@ _COLON_PAIR = re.compile(r"(?<=:)(?P<key>[A-Za-z0-9_.-]+)=(?P<value>(?:\\.|[^:,\
 # iSCSI URLs put the password after "%": iscsi://user%password@portal/iqn/lun.
 _ISCSI_USERINFO = re.compile(r"(?P<head>\biscsi://[^%@/\s:]*%)(?P<value>[^@/\s]*)(?=@)", re.I)
 # Any other URL: scheme://user:password@host.
+# The password runs to the LAST "@" of the word: one written raw with "/" or "@" in it
+# (which RFC 3986 says must be escaped, but operators type) is hidden whole. Only a port
+# (digits up to the first "/") is told apart from a password (see _url_userinfo).
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)(?P<value>[^@/\s]*)(?=@)"
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)(?P<value>[^\s,'\"]*)(?=@[^@\s,'\"]*)"
 )
+# fw_cfg's string= in a keyval group that names a systemd credential, either order.
+_FW_CFG_STRING = re.compile(r"(?P<head>(?:^|(?<=[\s,'\"]))string=)(?P<value>(?:,,|[^,\s'\"])*)")
 # systemd credentials passed in through SMBIOS type 11 or fw_cfg.
 _SYSTEMD_CREDENTIAL = re.compile(
     r"(?P<head>io\.systemd\.credential(?:\.binary)?:[^=\s,]+=)(?P<value>(?:,,|[^,\s'\"])*)"
@@ -114,8 +129,25 @@ def _scrub(text: str) -> str:
         text = _SYSTEMD_CREDENTIAL.sub(lambda m: m["head"] + _hide(m["value"]), text)
     if "://" in text:
         text = _ISCSI_USERINFO.sub(lambda m: m["head"] + _hide(m["value"]), text)
-        text = _URL_USERINFO.sub(lambda m: m["head"] + _hide(m["value"]), text)
+        text = _URL_USERINFO.sub(_url_userinfo, text)
+    if _FW_CFG_CREDENTIAL in text and "string=" in text:
+        text = " ".join(_fw_cfg_word(w) for w in text.split(" "))
     return text
+
+
+def _url_userinfo(m: re.Match[str]) -> str:
+    # http://host:8080/a@b: what follows the colon up to the first "/" is a port, and the
+    # "@" is in the path; no password there.
+    before_slash = m["value"].split("/", 1)[0]
+    if "/" in m["value"] and before_slash.isdigit() and len(before_slash) <= 5:
+        return m[0]
+    return m["head"] + _hide(m["value"])
+
+
+def _fw_cfg_word(word: str) -> str:
+    if _FW_CFG_CREDENTIAL not in word:
+        return word
+    return _FW_CFG_STRING.sub(lambda m: m["head"] + _hide(m["value"]), word)
 
 
 def _hide(value: str) -> str:
@@ -131,19 +163,38 @@ def _colon_pair(m: re.Match[str]) -> str:
 # --------------------------------------------------------------------------- structured values
 
 
-def redact_value(key: Any, value: Any, kind: str | None = None) -> Any:
+def redact_value(key: Any, value: Any, kind: str | None = None, _depth: int = 0) -> Any:
     """``value`` of property ``key`` (on a ``kind`` object or device), safe to print."""
+    if _is_count(key, value):
+        return value  # a report's summary.pass (a number of checks) is no password
     if value is not None and is_secret_prop(key, kind):
         return REDACTED
-    return redact_json(value)
+    return redact_json(value, _depth)
 
 
-def redact_props(props: Mapping[Any, Any], kind: str | None = None) -> dict[Any, Any]:
+def _is_count(key: Any, value: Any) -> bool:
+    """``pass`` is a password in ssh-style options but a count in migcheck's own summaries;
+    an integer there is the count."""
+    return (
+        isinstance(key, str)
+        and _norm(key) == "pass"
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+    )
+
+
+def redact_props(
+    props: Mapping[Any, Any], kind: str | None = None, _depth: int = 0
+) -> dict[Any, Any]:
     """A copy of a property dict with every secret value replaced; ``kind`` is the object
     type or device driver (``"secret"`` makes ``data`` and ``iv`` secret)."""
     if kind is None and isinstance(props.get("qom-type"), str):
         kind = props["qom-type"]
-    return {k: redact_value(k, v, kind) for k, v in props.items()}
+    out = {k: redact_value(k, v, kind, _depth) for k, v in props.items()}
+    name = props.get("name")
+    if isinstance(name, str) and name.startswith(_FW_CFG_CREDENTIAL) and "string" in out:
+        out["string"] = REDACTED  # -fw_cfg name=opt/io.systemd.credentials/X,string=SECRET
+    return out
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -151,17 +202,20 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: REDACTED if is_secret_env(k) else _scrub(v) for k, v in env.items()}
 
 
-def redact_json(value: Any) -> Any:
+def redact_json(value: Any, _depth: int = 0) -> Any:
     """Any JSON-like value (dicts, lists, strings) with secrets replaced, recursively.
 
     Dict keys are judged by name (:func:`is_secret_prop`), strings by :func:`redact_text`.
+    A container nested deeper than :data:`MAX_DEPTH` is replaced by :data:`TOO_DEEP`.
     """
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, (Mapping, list, tuple)) and _depth >= MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, Mapping):
-        return redact_props(value)
+        return redact_props(value, None, _depth + 1)
     if isinstance(value, (list, tuple)):
-        return [redact_json(v) for v in value]
+        return [redact_json(v, _depth + 1) for v in value]
     return value
 
 

@@ -16,18 +16,29 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 REPLACEMENT = "\ufffd"
 
 
+# In documents (facts, builds) line breaks and tabs are never legitimate either: a kernel
+# release with a line feed would start a new Markdown table row or a forged report line.
+_CONTROL_IN_DATA = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BLANKS = {"\t": " ", "\n": " ", "\r": " "}
+
+
 def scrub(text: str) -> str:
     return _CONTROL.sub(REPLACEMENT, text)
 
 
+def scrub_line(text: str) -> str:
+    """One line of text: tabs and line breaks become blanks, other controls U+FFFD."""
+    return _CONTROL_IN_DATA.sub(lambda m: _BLANKS.get(m[0], REPLACEMENT), text)
+
+
 def scrub_tree(value: Any) -> Any:
-    """A JSON-like tree with every string (keys included) scrubbed.
+    """A JSON-like tree with every string (keys included) made one clean line.
 
     Containers are copied only from the first change on: a clean document comes back as the
     same object, so loading a large one does not hold it twice in memory.
     """
     if isinstance(value, str):
-        return scrub(value) if _CONTROL.search(value) else value
+        return scrub_line(value) if _CONTROL_IN_DATA.search(value) else value
     if isinstance(value, dict):
         out: dict[Any, Any] | None = None
         for i, (key, item) in enumerate(value.items()):
@@ -47,3 +58,18 @@ def scrub_tree(value: Any) -> Any:
                 copy.append(new_item)
         return value if copy is None else copy
     return value
+
+
+def md_text(text: Any) -> str:
+    """Host- or file-supplied text for a Markdown report: one line, HTML escaped (GitLab and
+    GitHub render raw HTML), table pipes escaped (a pipe would split the table cell)."""
+    import html
+
+    return html.escape(scrub_line(str(text)), quote=False).replace("|", "\\|")
+
+
+def md_code(text: Any) -> str:
+    """Text in a Markdown code span: one line, no backtick to close it early, pipes
+    escaped (GFM splits table cells on them even inside code spans)."""
+    clean = scrub_line(str(text)).replace("`", "'").replace("|", "\\|")
+    return f"`{clean}`"

@@ -379,11 +379,34 @@ def collect_guests():
         item = {"name": name, "pid": int(entry)}
         if wanted is not None:
             item["argv"] = argv
+            try:
+                # A package upgrade replaces the binary under a running guest: Linux then
+                # shows the old file as "PATH (deleted)", still reachable as /proc/PID/exe.
+                exe = os.readlink("/proc/%s/exe" % entry)
+                item["exe"] = exe
+                item["exe_deleted"] = exe.endswith(" (deleted)")
+            except OSError as exc:
+                item["exe"] = {"error": os.strerror(exc.errno) if exc.errno else str(exc)}
         found.append(item)
     return {"guests": sorted(found, key=lambda g: g["name"])}
 
 
+# Set by main() when the guest asked for with CONFIG["vm"] runs a binary that has since
+# been deleted or replaced: QEMU's answers must then come from the binary it runs.
+RUNNING_QEMU = [None]
+
+
+def running_binary(guests):
+    """/proc/PID/exe of the one wanted guest whose binary was deleted, else None."""
+    wanted = [g for g in guests.get("guests", []) if "argv" in g]
+    if len(wanted) == 1 and wanted[0].get("exe_deleted"):
+        return "/proc/%d/exe" % wanted[0]["pid"]
+    return None
+
+
 def find_qemu(arch):
+    if RUNNING_QEMU[0]:
+        return RUNNING_QEMU[0]
     override = CONFIG.get("qemu")
     if override:
         if os.path.isfile(override) and os.access(override, os.X_OK):
@@ -1013,19 +1036,72 @@ def collect_qemu_tcg(qemu, started=None):
     return out
 
 
+def file_identity(path):
+    """A file's identity that survives no in-place change: device, inode, size, and mtime
+    and ctime in nanoseconds (rewriting a file and restoring its mtime still moves ctime;
+    a package upgrade's rename gives a new inode)."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def is_script(path):
+    """True for a ``#!`` script: what it executes is not knowable from its own identity, so
+    a QEMU wrapper script is never cached."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"#!"
+
+
+def module_identity(binary, arch):
+    """QEMU's module directory and the identity of every .so in it: an added, removed or
+    replaced module changes which devices exist."""
+    mdir = module_dir(binary, arch)
+    if mdir is None:
+        return None
+    mods = []
+    for name in sorted(os.listdir(mdir))[:MAX_BUILD_FILES]:
+        if name.endswith(".so"):
+            try:
+                mods.append([name] + file_identity(os.path.join(mdir, name)))
+            except OSError:
+                continue
+    digest = hashlib.sha256(json.dumps(mods).encode()).hexdigest()
+    return {"dir": mdir, "count": len(mods), "digest": digest}
+
+
+def microcode_by_package(text):
+    """(physical id, microcode) of every processor: a package updated on its own is seen."""
+    seen = set()
+    for block in text.split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+        if "processor" in fields:
+            seen.add((fields.get("physical id", ""), fields.get("microcode", "")))
+    return sorted("%s:%s" % item for item in seen)
+
+
 def fingerprint(facts, arch):
     """What QEMU's QMP answers depend on, like libvirt's capability cache validation: the
-    binary (path, size, mtime), the kernel, the CPU microcode and the KVM module state."""
+    binary's identity (see file_identity), its module directory, the kernel (release,
+    build, command line), the microcode of every CPU package, the KVM module parameters and
+    this probe's version. A wrapper script raises: its answers are never cached."""
     binary = find_qemu(arch)
-    st = os.stat(binary) if binary else None
+    if binary and is_script(binary):
+        raise ValueError("QEMU %s is a script; its answers are not cached" % binary)
     kvm = facts.get("kvm", {})
     return {
+        "probe_version": PROBE_VERSION,
         "qemu_binary": binary,
-        "qemu_size": st.st_size if st else None,
-        "qemu_mtime": int(st.st_mtime) if st else None,
+        "qemu_realpath": os.path.realpath(binary) if binary else None,
+        "qemu_identity": file_identity(binary) if binary else None,
+        "qemu_modules": module_identity(binary, arch) if binary else None,
         "qemu_override": CONFIG.get("qemu"),
         "kernel_release": facts.get("kernel", {}).get("release"),
-        "microcode": facts.get("cpu", {}).get("microcode"),
+        "kernel_version": os.uname()[3],
+        "kernel_cmdline": read_text("/proc/cmdline", 65536).strip(),
+        "microcode": microcode_by_package(read_text("/proc/cpuinfo", limit=64 * 1024 * 1024)),
         "kvm_usable": kvm.get("usable"),
         "kvm_modules": kvm.get("modules"),
     }
@@ -1043,9 +1119,15 @@ def main():
     facts["devices"] = section(collect_devices)
     if CONFIG.get("vm") is not None or CONFIG.get("list_vms"):
         facts["guests"] = section(collect_guests)
+        RUNNING_QEMU[0] = running_binary(facts["guests"])
     arch = facts["kernel"].get("arch") or os.uname()[4]
     kvm = facts["kvm"] if "error" not in facts["kvm"] else {}
-    fp = section(lambda: fingerprint(facts, arch))
+    if RUNNING_QEMU[0]:
+        # Never cached: the controller keys its cache on the installed binary.
+        fp = {"error": "the guest's QEMU binary was deleted; probed through %s"
+              % RUNNING_QEMU[0]}
+    else:
+        fp = section(lambda: fingerprint(facts, arch))
     facts["probe"]["fingerprint"] = fp
     known = CONFIG.get("known_fingerprint")
     if CONFIG.get("skip_qemu"):
@@ -1059,6 +1141,8 @@ def main():
         if build_out[0] is not None:
             # The controller moves this into its per-build store and out of the facts.
             facts["build_schema"] = build_out[0]
+        if RUNNING_QEMU[0] and "error" not in facts["qemu"]:
+            facts["qemu"]["running_binary"] = RUNNING_QEMU[0]
         if "error" not in facts["qemu"]:
             facts["qemu"]["tcg"] = section(lambda: collect_qemu_tcg(facts["qemu"], start))
     facts["probe"]["seconds"] = round(time.time() - start, 3)

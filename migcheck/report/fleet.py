@@ -13,6 +13,7 @@ from rich.text import Text
 
 from migcheck import __version__
 from migcheck.fleet import Cell, Change, FleetResult, HostClass
+from migcheck.textsafe import md_code, md_text
 from migcheck.verdict import Verdict
 
 FLEET_SCHEMA = "migcheck.fleet/1"
@@ -184,7 +185,12 @@ def render_junit(result: FleetResult, changes: Sequence[Change] | None = None) -
                 name=f"{','.join(c.src[:3])} -> {','.join(c.dst[:3])}",
                 time="0",
             )
-            el = ET.SubElement(case, "failure", message="becomes unsafe", type="regression")
+            el = ET.SubElement(
+                case,
+                "failure",
+                message=f"becomes {c.after.value if c.after else 'unsafe'}",
+                type="regression",
+            )
             el.text = "; ".join(c.reasons)
         if not regressions:
             ET.SubElement(suite, "testcase", classname="what-if", name="no regression", time="0")
@@ -218,15 +224,16 @@ def render_markdown(result: FleetResult, changes: Sequence[Change] | None = None
         out += [
             "",
             "**Not gathered:** "
-            + ", ".join(f"`{h}` ({w})" for h, w in result.failed_hosts.items()),
+            + ", ".join(f"{md_code(h)} ({md_text(w)})" for h, w in result.failed_hosts.items()),
         ]
     out += ["", "| class | hosts | QEMU | kernel |", "|---|---|---|---|"]
     for c in result.classes:
         out.append(
-            f"| {c.id} | {_hosts_text(c)} | {c.facts.qemu_version} | {c.facts.kernel_release} |"
+            f"| {c.id} | {md_text(_hosts_text(c))} | {md_text(c.facts.qemu_version)} "
+            f"| {md_text(c.facts.kernel_release)} |"
         )
     for g in range(len(result.guests)):
-        out += ["", f"### `{_guest_name(result, g)}`", ""]
+        out += ["", f"### {md_code(_guest_name(result, g))}", ""]
         ids = [c.id for c in result.classes]
         out.append("| from \\ to | " + " | ".join(ids) + " |")
         out.append("|---|" + "---|" * len(ids))
@@ -251,9 +258,9 @@ def render_markdown(result: FleetResult, changes: Sequence[Change] | None = None
             before = c.before.value if c.before else "n/a"
             after = c.after.value if c.after else "n/a"
             out.append(
-                f"- `{_guest_name(result, c.guest)}` {', '.join(c.src[:3])} → "
-                f"{', '.join(c.dst[:3])}: {before} → **{after}** ({c.pairs} pairs) "
-                + ", ".join(f"`{r}`" for r in c.reasons)
+                f"- {md_code(_guest_name(result, c.guest))} {md_text(', '.join(c.src[:3]))} → "
+                f"{md_text(', '.join(c.dst[:3]))}: {before} → **{after}** ({c.pairs} pairs) "
+                + ", ".join(md_code(r) for r in c.reasons)
             )
     return "\n".join(out) + "\n"
 

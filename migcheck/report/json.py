@@ -21,6 +21,7 @@ def host_json(facts: Facts) -> dict[str, Any]:
         "kernel": facts.kernel_release,
         "qemu": facts.qemu_version,
         "cpu": facts.cpu_summary,
+        "cache": facts.cache_note,  # None: nothing came from the probe cache
     }
 
 

@@ -6,15 +6,16 @@ from xml.etree import ElementTree as ET
 
 from migcheck.findings import Status
 from migcheck.pair import PairReport
-from migcheck.redact import REDACTED
+from migcheck.textsafe import md_text
 
 _MD = {"safe": "✅", "unsafe": "❌", "unknown": "❔"}
 _STATUS_MD = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.UNKNOWN: "❔"}
 
 
 def _md(text: str) -> str:
-    """The redaction marker escaped so Markdown shows it instead of taking it for HTML."""
-    return text.replace(REDACTED, "\\<redacted\\>")
+    """Escaped for Markdown: HTML (the redaction marker included, which Markdown would
+    take for a tag), table pipes, line breaks."""
+    return md_text(text)
 
 
 def render_junit(reports: list[PairReport]) -> str:
@@ -49,15 +50,15 @@ def render_markdown(reports: list[PairReport], verdict: str) -> str:
     out = [f"## migcheck pair: {_MD[verdict]} {verdict}", ""]
     for report in reports:
         out += [
-            f"### {report.src.name} → {report.dst.name}: {report.verdict.value}",
+            f"### {_md(report.src.name)} → {_md(report.dst.name)}: {report.verdict.value}",
             "",
             "| check | result | why / fix |",
             "|---|---|---|",
         ]
         for f in report.findings:
-            why = _md(f.message).replace("|", "\\|")
+            why = _md(f.message)
             if f.fix and f.status is not Status.PASS:
-                why += f"<br>**fix:** {_md(f.fix).replace('|', chr(92) + '|')}"
+                why += f"<br>**fix:** {_md(f.fix)}"
             out.append(f"| `{f.id}` | {_STATUS_MD[f.status]} {f.status.value} | {why} |")
         out.append("")
     return "\n".join(out)

@@ -100,7 +100,8 @@ def render_pair(console: Console, report: PairReport) -> None:
             f"source: {src.origin} (kernel {src.kernel_release or '?'}, "
             f"QEMU {src.qemu_version or '?'})\n"
             f"destination: {dst.origin} (kernel {dst.kernel_release or '?'}, "
-            f"QEMU {dst.qemu_version or '?'})",
+            f"QEMU {dst.qemu_version or '?'})"
+            + "".join(f"\n{f.origin}: {f.cache_note}" for f in (src, dst) if f.cache_note),
             style="dim",
         )
     )

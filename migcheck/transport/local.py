@@ -14,11 +14,15 @@ MAX_OUTPUT = 64 * 1024 * 1024
 
 def run_local_probe(config: dict | None = None, timeout: float = 30.0) -> str:
     """Run the probe with this Python, fed on stdin exactly as the remote command is."""
+    return run_local_script(probe_script(config), timeout)
+
+
+def run_local_script(script: str, timeout: float = 30.0) -> str:
     env = dict(os.environ, LC_ALL="C")
     try:
         proc = subprocess.run(
             [sys.executable, "-"],
-            input=probe_script(config).encode(),
+            input=script.encode(),
             capture_output=True,
             timeout=timeout,
             env=env,

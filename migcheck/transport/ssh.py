@@ -21,7 +21,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +66,16 @@ class Endpoint:
     known_hosts_files: tuple[str, ...]
     host_key_alias: str | None
 
+    hash_known_hosts: bool = False
+
     @property
     def known_hosts_name(self) -> str:
-        """How OpenSSH names this host in known_hosts (``[host]:port`` off port 22)."""
-        name = self.host_key_alias or self.hostname
-        return name if self.port == 22 else f"[{name}]:{self.port}"
+        """How OpenSSH names this host in known_hosts: ``HostKeyAlias`` exactly as given
+        (sshconnect.c uses options.host_key_alias as is, no port), else ``[host]:port``
+        off port 22."""
+        if self.host_key_alias:
+            return self.host_key_alias
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
     @property
     def label(self) -> str:
@@ -97,20 +102,31 @@ def _expand_includes(text: str, base: Path, depth: int = 0) -> str:
     return "\n".join(out) + "\n"
 
 
+SYSTEM_SSH_CONFIG = Path("/etc/ssh/ssh_config")
+
+
 def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
+    """The user's ssh_config, then the system's, as ``ssh`` reads them (the first value
+    found for an option wins); with ``-F`` only that file, as ``ssh -F`` does."""
+    texts: list[str] = []
+    sources: list[tuple[Path, Path, bool]] = []  # (file, Include base, must exist)
     if path is None:
-        default = Path("~/.ssh/config").expanduser()
-        if not default.is_file():
-            return paramiko.SSHConfig()
-        path = default
+        sources.append((Path("~/.ssh/config").expanduser(), Path("~/.ssh").expanduser(), False))
+        sources.append((SYSTEM_SSH_CONFIG, SYSTEM_SSH_CONFIG.parent, False))
+    else:
+        sources.append((Path(path), Path("~/.ssh").expanduser(), True))
+    for file, base, required in sources:
+        if not required and not file.is_file():
+            continue
+        try:
+            texts.append(_expand_includes(file.read_text(), base))
+        except OSError as exc:
+            raise HostError(str(file), f"cannot read ssh config: {exc.strerror or exc}") from None
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise HostError(str(path), f"cannot read ssh config: {exc.strerror or exc}") from None
-    try:
-        return paramiko.SSHConfig.from_text(_expand_includes(text, Path("~/.ssh").expanduser()))
+        return paramiko.SSHConfig.from_text("\n".join(texts))
     except Exception as exc:  # paramiko raises several types for bad config lines
-        raise HostError(str(path), f"cannot parse ssh config: {exc}") from None
+        where = path or "ssh config"
+        raise HostError(str(where), f"cannot parse ssh config: {exc}") from None
 
 
 def _as_list(value: Any) -> list[str]:
@@ -146,6 +162,7 @@ def resolve(ref: HostRef, settings: SshSettings, config: paramiko.SSHConfig) -> 
         proxy_command=cfg.get("proxycommand") if not jump else None,
         known_hosts_files=tuple(os.path.expanduser(p) for p in known),
         host_key_alias=cfg.get("hostkeyalias"),
+        hash_known_hosts=str(cfg.get("hashknownhosts", "no")).lower() == "yes",
     )
 
 
@@ -163,21 +180,31 @@ def _fingerprint(key: paramiko.PKey) -> str:
 
 
 class KnownHosts:
-    """known_hosts files read once per session; new keys appended under a lock."""
+    """known_hosts files read once per session; new keys appended under a lock.
+
+    paramiko skips marker lines, so they are read here: a key listed ``@revoked`` is
+    refused for every host (wider than OpenSSH's per-pattern match: fail closed), and a
+    ``@cert-authority`` line for the host makes it unknown with a message, because
+    migcheck does not verify host certificates."""
 
     def __init__(self) -> None:
         self._cache: dict[str, paramiko.HostKeys] = {}
+        self._markers: dict[str, list[tuple[str, str, str]]] = {}
         self._lock = threading.Lock()
 
     def _load(self, path: str) -> paramiko.HostKeys:
         with self._lock:
             if path not in self._cache:
-                keys = paramiko.HostKeys()
-                if os.path.isfile(path):
-                    with contextlib.suppress(OSError, paramiko.SSHException, ValueError):
-                        keys.load(path)
-                self._cache[path] = keys
+                self._cache[path], self._markers[path] = _read_known_hosts(path)
             return self._cache[path]
+
+    def markers(self, endpoint: Endpoint) -> list[tuple[str, str, str, str]]:
+        """(marker, patterns, base64 key, file) of every marker line in the files."""
+        out = []
+        for path in endpoint.known_hosts_files:
+            self._load(path)
+            out += [(m, names, blob, path) for m, names, blob in self._markers.get(path, [])]
+        return out
 
     def lookup(self, endpoint: Endpoint) -> tuple[dict[str, paramiko.PKey], str | None]:
         """Known keys for the endpoint by key type, and the file they came from."""
@@ -188,22 +215,107 @@ class KnownHosts:
         return {}, None
 
     def add(self, endpoint: Endpoint, key: paramiko.PKey) -> str:
+        """Append the key as ``ssh`` does (hashed with ``HashKnownHosts yes``). Under an
+        flock across processes: one write per line, a missing trailing newline added
+        first, and a key another process just recorded is not added twice."""
+        import fcntl
+
         path = endpoint.known_hosts_files[0]
-        line = f"{endpoint.known_hosts_name} {key.get_name()} {key.get_base64()}\n"
+        name = endpoint.known_hosts_name
+        shown = paramiko.HostKeys.hash_host(name) if endpoint.hash_known_hosts else name
+        line = f"{shown} {key.get_name()} {key.get_base64()}\n"
         with self._lock:
             os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(line)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current, _ = _read_known_hosts(path)
+                if (current.lookup(name) or {}).get(key.get_name()) == key:
+                    return path  # recorded meanwhile by another migcheck
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)  # releases the flock
             self._cache.pop(path, None)
         return path
+
+
+def _read_known_hosts(path: str) -> tuple[paramiko.HostKeys, list[tuple[str, str, str]]]:
+    """Keys and marker lines, line by line: paramiko's own loader raises on the first line
+    it cannot parse (a marker, a bad key), which would lose every other key in the file."""
+    keys = paramiko.HostKeys()
+    markers: list[tuple[str, str, str]] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return keys, markers
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0].startswith("@"):
+            if len(words) >= 4 and words[0] in ("@revoked", "@cert-authority"):
+                markers.append((words[0], words[1], words[3]))
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        except Exception:  # one bad line costs only itself, as in OpenSSH
+            continue
+        if entry is not None:
+            keys._entries.append(entry)  # paramiko has no public add for a parsed entry
+    return keys, markers
+
+
+def _check_markers(endpoint: Endpoint, key: paramiko.PKey, known: KnownHosts) -> bool:
+    """Raise for a revoked key or a host vouched for by a certificate authority; True
+    when a @cert-authority line names the host (and its plain key is not known)."""
+    blob = key.get_base64()
+    name = endpoint.known_hosts_name
+    ca = False
+    for marker, patterns, mblob, path in known.markers(endpoint):
+        if marker == "@revoked" and mblob == blob:
+            raise HostError(
+                endpoint.alias,
+                f"the host key of {name} ({_fingerprint(key)}) is marked @revoked in {path}; "
+                "refused",
+            )
+        if marker == "@cert-authority" and _matches(patterns, name, endpoint.hostname):
+            ca = True
+    return ca
+
+
+def _matches(patterns: str, *names: str) -> bool:
+    """OpenSSH's match_pattern: only ``*`` and ``?`` are special (``[`` is literal, as in
+    ``[host]:port``). Negations are ignored: a broader match only makes more hosts
+    unknown."""
+    import re
+
+    for pattern in patterns.split(","):
+        if not pattern or pattern.startswith("!"):
+            continue
+        rx = re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".")
+        if any(re.fullmatch(rx, n.lower()) for n in names):
+            return True
+    return False
 
 
 def verify_host_key(
     endpoint: Endpoint, key: paramiko.PKey, known: KnownHosts, accept_new: bool
 ) -> None:
-    """Refuse unknown (unless accept_new) and changed keys, with the command that fixes it."""
+    """Refuse revoked, unknown (unless accept_new) and changed keys, with the command
+    that fixes it."""
+    ca = _check_markers(endpoint, key, known)
     keys, path = known.lookup(endpoint)
     name = endpoint.known_hosts_name
+    if not keys and ca:
+        raise HostError(
+            endpoint.alias,
+            f"known_hosts trusts a @cert-authority for {name}, and migcheck does not verify "
+            f"SSH host certificates; the host is unknown. Add its plain host key "
+            f"({_fingerprint(key)}) to {endpoint.known_hosts_files[0]} after verifying it",
+        )
     if not keys:
         if accept_new:
             known.add(endpoint, key)
@@ -234,6 +346,34 @@ def _load_key(path: str) -> paramiko.PKey | str:
         return f"{path}: needs a passphrase (load it into ssh-agent)"
     except (OSError, paramiko.SSHException, ValueError) as exc:
         return f"{path}: {type(exc).__name__}"
+
+
+def _resolve_within(ep: Endpoint, deadline: _Deadline) -> list[str]:
+    """getaddrinfo has no timeout: run it in a daemon thread and stop waiting at the
+    deadline (a hung resolver must not outlast --timeout). Names the codec refuses (a
+    label over 63 characters) are a clear error, not an idna traceback."""
+    result: list[Any] = []
+
+    def work() -> None:
+        try:
+            result.append(socket.getaddrinfo(ep.hostname, ep.port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=work, name="resolve", daemon=True)
+    thread.start()
+    thread.join(deadline.left(f"resolving {ep.hostname!r}", ep.alias))
+    if not result:
+        deadline.left(f"resolving {ep.hostname!r}", ep.alias)  # raises once past the end
+        raise HostError(
+            ep.alias, f"timed out after {deadline.seconds:g} s while resolving {ep.hostname!r}"
+        )
+    answer = result[0]
+    if isinstance(answer, UnicodeError):
+        raise HostError(ep.alias, f"host name {ep.hostname!r} is not a valid DNS name")
+    if isinstance(answer, OSError) or not answer:
+        raise HostError(ep.alias, f"cannot resolve host name {ep.hostname!r}")
+    return [info[4][0] for info in answer]
 
 
 class _Deadline:
@@ -288,12 +428,11 @@ class SshSession:
                 return paramiko.ProxyCommand(ep.proxy_command)
             except Exception as exc:
                 raise HostError(ep.alias, f"ProxyCommand failed to start: {exc}") from None
+        addresses = _resolve_within(ep, deadline)
         try:
             return socket.create_connection(
-                (ep.hostname, ep.port), timeout=deadline.left("connecting", ep.alias)
+                (addresses[0], ep.port), timeout=deadline.left("connecting", ep.alias)
             )
-        except socket.gaierror:
-            raise HostError(ep.alias, f"cannot resolve host name {ep.hostname!r}") from None
         except TimeoutError:
             raise HostError(ep.alias, f"connection to {ep.label} timed out") from None
         except OSError as exc:
@@ -426,16 +565,63 @@ class SshSession:
         )
 
     # --- the one exec ------------------------------------------------------------------
-    def run_probe(self, ref: HostRef, script: str) -> str:
-        """Connect, run the probe once, and return its stdout; HostError on any failure."""
+    def run_probe(self, ref: HostRef, script: str | Callable[[dict[str, Any]], str]) -> str:
+        """Connect, run the probe once, and return its stdout; HostError on any failure.
+
+        ``script`` may be a function of the answering host's identity (see ``identity``),
+        called after the host key is verified and before the one exec: the probe cache is
+        keyed on the machine that answered, not on the name typed."""
         settings = self.settings
         ep = resolve(ref, settings, self.config)
         deadline = _Deadline(settings.timeout)
         transport = self._connect(ep, deadline)
+        # paramiko waits for the exec request's reply without a timeout: at the deadline
+        # the watchdog closes the transport, which ends every wait on it.
+        watchdog = threading.Timer(max(0.0, deadline.end - time.monotonic()), transport.close)
+        watchdog.daemon = True
+        watchdog.start()
         try:
+            if callable(script):
+                script = script(self.identity(transport, ep))
             return self._exec(transport, ep, script, deadline)
+        except HostError:
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if time.monotonic() >= deadline.end:
+                raise HostError(
+                    ep.alias, f"timed out after {deadline.seconds:g} s waiting for the probe"
+                ) from None
+            raise HostError(ep.alias, f"SSH session failed: {exc}") from None
         finally:
+            watchdog.cancel()
             transport.close()
+
+    def identity(self, transport: paramiko.Transport, ep: Endpoint) -> dict[str, Any]:
+        """Who answered: the peer address (or the proxy route), port, user, the ssh_config
+        file in effect and the host key's SHA-256 fingerprint."""
+        import base64
+        import hashlib
+
+        address: str
+        if ep.proxy_jump:
+            address = f"via {ep.proxy_jump} to {ep.hostname}"
+        elif ep.proxy_command:
+            address = f"proxycommand {ep.proxy_command}"
+        else:
+            try:
+                address = str(transport.sock.getpeername()[0])
+            except (OSError, AttributeError, IndexError):
+                address = ep.hostname
+        key = transport.get_remote_server_key()
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        config = self.settings.config_file or Path("~/.ssh/config").expanduser()
+        return {
+            "address": address,
+            "port": ep.port,
+            "user": ep.user,
+            "ssh_config": str(Path(config).resolve()),
+            "host_key": f"{key.get_name()} SHA256:{digest}",
+        }
 
     def _exec(self, t: paramiko.Transport, ep: Endpoint, script: str, dl: _Deadline) -> str:
         command = REMOTE_COMMAND_SUDO if self.settings.sudo else REMOTE_COMMAND
@@ -447,7 +633,11 @@ class SshSession:
             chan.shutdown_write()
         except HostError:
             raise
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if time.monotonic() >= dl.end:
+                raise HostError(
+                    ep.alias, f"timed out after {dl.seconds:g} s while starting the probe"
+                ) from None
             raise HostError(ep.alias, f"could not start the probe: {exc}") from None
         out, err = self._drain(chan, ep, dl)
         if not chan.status_event.wait(dl.left("waiting for the probe to exit", ep.alias)):
@@ -489,6 +679,8 @@ class SshSession:
             if (chan.eof_received or chan.closed) and not (
                 chan.recv_ready() or chan.recv_stderr_ready()
             ):
+                if not chan.eof_received and time.monotonic() >= dl.end:
+                    continue  # closed by the deadline's watchdog: report it as such above
                 return bytes(out), bytes(err)
 
 
