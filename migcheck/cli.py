@@ -8,9 +8,11 @@ stderr. The gathering options every command shares are declared once (:func:`gat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -123,6 +125,53 @@ _SHARED: tuple[tuple[str, Any, Any], ...] = (
         None,
     ),
     (
+        "port",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--port", "-p", min=1, max=65535, help="SSH port for HOSTs without :port."
+            ),
+        ],
+        None,
+    ),
+    (
+        "jump",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--jump",
+                "-J",
+                help="Jump host(s), as ssh -J: [user@]host[:port][,...] (ProxyJump).",
+            ),
+        ],
+        None,
+    ),
+    (
+        "ssh_option",
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--ssh-option",
+                help="An ssh_config option, as ssh -o Key=Value; repeatable. Options migcheck "
+                "cannot honour (password or GSSAPI auth, StrictHostKeyChecking=no, ...) are "
+                "refused by name.",
+            ),
+        ],
+        None,
+    ),
+    (
+        "verbose",
+        Annotated[
+            bool,
+            typer.Option(
+                "--verbose",
+                "-v",
+                help="Show passed checks too, and the SSH steps per host on stderr (ssh -v).",
+            ),
+        ],
+        False,
+    ),
+    (
         "accept_new_host_keys",
         Annotated[
             bool,
@@ -182,6 +231,7 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
         @functools.wraps(func)
         def command(**kwargs: Any) -> None:
             values = {n: kwargs.pop(n) for n in names}
+            _set_verbose(values.pop("verbose"))
             values.setdefault("jobs", 2)  # pair and host gather two hosts at most
             func(**kwargs, options=_options(**values))
 
@@ -194,6 +244,26 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
     return decorate
 
 
+_VERBOSE = False  # --verbose: passes unfolded in tables, SSH steps on stderr
+
+
+def _set_verbose(on: bool) -> None:
+    global _VERBOSE
+    _VERBOSE = on
+    logger = logging.getLogger("migcheck.ssh")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO if on else logging.WARNING)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (not the one at setup), one line per step."""
+
+    def emit(self, record: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: steps are optional
+            sys.stderr.write(f"migcheck ssh: {record.getMessage()}\n")
+
+
 def _options(
     *,
     timeout: float,
@@ -201,17 +271,28 @@ def _options(
     ssh_config: Path | None,
     identity: list[str] | None,
     user: str | None,
+    port: int | None,
+    jump: str | None,
+    ssh_option: list[str] | None,
     accept_new_host_keys: bool,
     sudo: bool,
     refresh: bool,
     jobs: int,
 ) -> GatherOptions:
     from migcheck.transport.settings import SshSettings
+    from migcheck.transport.sshconfig import SshConfigError, parse_option
 
+    try:
+        parsed = tuple(parse_option(o) for o in ssh_option or ())
+    except SshConfigError as exc:
+        _fail(MigcheckError(str(exc)))  # exit 2: a usage error, said before any connection
     ssh = SshSettings(
         config_file=ssh_config,
         identities=tuple(identity or ()),
         user=user,
+        port=port,
+        jump=jump,
+        options=parsed,
         accept_new_host_keys=accept_new_host_keys,
         sudo=sudo,
         timeout=timeout,
