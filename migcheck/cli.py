@@ -521,7 +521,12 @@ def fleet(
     ] = None,
     inventory: Annotated[
         str | None,
-        typer.Option("--inventory", "-I", help="Hosts file or Ansible inventory (INI or YAML)."),
+        typer.Option(
+            "--inventory",
+            "-I",
+            help="Hosts file or Ansible inventory: INI, YAML, 'ansible-inventory --list' "
+            "JSON, a directory (with group_vars/, host_vars/) or an executable script.",
+        ),
     ] = None,
     assume: Annotated[
         list[str] | None,
