@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -26,6 +26,11 @@ from rich.console import Console
 from migcheck import __version__, commands
 from migcheck.errors import EXIT_UNKNOWN, MigcheckError
 from migcheck.gather import GatherOptions, HostResult
+
+# typer escapes "[default: ...]" and "[required]" for rich markup whenever rich is installed,
+# even with rich_markup_mode=None, so plain help showed a backslash before each. The flag is
+# read only there and for rich-formatted help and errors, which migcheck does not use.
+typer.core.HAS_RICH = False
 
 app = typer.Typer(
     name="migcheck",
@@ -66,8 +71,21 @@ def _fail(err: MigcheckError) -> NoReturn:
 
 
 def _write_json(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    with _pipe_safe():
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _pipe_safe() -> Iterator[None]:
+    """A reader that went away (``| head``) must not turn the verdict into a crash or exit
+    code 120: the rest of stdout goes to /dev/null and the command's own exit code stands."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- the options every gathering command shares, declared once ---------------------------
@@ -322,6 +340,47 @@ def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -
         return commands.gather_many(hosts, options, progress=tick)
 
 
+OutputOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Also write the report to FILE, in the format its extension names (.json, .xml "
+        "JUnit, .md Markdown, .html); repeatable, so one run feeds several CI reporters.",
+    ),
+]
+
+
+def _plan_outputs(
+    paths: list[Path] | None, known: Iterable[str], fmt: str
+) -> tuple[list[tuple[Path, str]], bool]:
+    """Each ``-o FILE`` with its format (checked before any host is contacted), and whether
+    stdout still gets ``--format``: not when a file without a known extension took it (the
+    old ``--format json -o FILE`` spelling keeps writing only the file)."""
+    from migcheck.report.formats import EXTENSIONS
+
+    known = set(known)
+    plan: list[tuple[Path, str]] = []
+    stdout = True
+    for path in paths or ():
+        chosen = EXTENSIONS.get(path.suffix.lower())
+        if chosen is None and fmt != "table":
+            chosen, stdout = fmt, False
+        if chosen is None or chosen not in known:
+            usable = ", ".join(
+                f"{ext} ({name})" for ext, name in EXTENSIONS.items() if name in known
+            )
+            what = "that format" if chosen else repr(path.suffix or "a file without extension")
+            _fail(
+                MigcheckError(
+                    f"--output {path}: this command cannot write {what}; name the file by "
+                    f"the format it should hold: {usable}"
+                )
+            )
+        plan.append((path, chosen))
+    return plan, stdout
+
+
 def _emit(text: str | None, output: Path | None = None) -> None:
     if text is None:
         return
@@ -358,10 +417,12 @@ def pair(
         bool, typer.Option("--both-ways", help="Also check the way back.")
     ] = False,
     strict: StrictOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
-    from migcheck.report.formats import render_pair
+    from migcheck.report.formats import PAIR_FORMATS, render_pair
 
+    files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
     try:
         outcome = commands.pair(
             src,
@@ -375,7 +436,20 @@ def pair(
         )
     except MigcheckError as err:
         _fail(err)
-    _emit(render_pair(fmt.value, outcome.forward, outcome.reverse, outcome.verdict, _stdout()))
+    for path, kind in files:
+        _emit(render_pair(kind, outcome.forward, outcome.reverse, outcome.verdict, _stdout()), path)
+    if to_stdout:
+        with _pipe_safe():
+            _emit(
+                render_pair(
+                    fmt.value,
+                    outcome.forward,
+                    outcome.reverse,
+                    outcome.verdict,
+                    _stdout(),
+                    verbose=_VERBOSE,
+                )
+            )
     raise typer.Exit(outcome.exit_code)
 
 
@@ -536,17 +610,16 @@ def fleet(
         ),
     ] = None,
     fmt: Annotated[FleetFormat, typer.Option("--format", "-f")] = FleetFormat.table,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to a file.")
-    ] = None,
+    output: OutputOpt = None,
     both_ways: Annotated[
         bool, typer.Option("--both-ways", help="A cell passes only if the guest can come back.")
     ] = False,
     strict: StrictOpt = False,
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break."""
-    from migcheck.report.formats import render_fleet
+    from migcheck.report.formats import FLEET_FORMATS, render_fleet
 
+    files, to_stdout = _plan_outputs(output, FLEET_FORMATS, fmt.value)
     try:
         outcome = commands.fleet(
             hosts or [],
@@ -561,7 +634,11 @@ def fleet(
         )
     except MigcheckError as err:
         _fail(err)
-    _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()), output)
+    for path, kind in files:
+        _emit(render_fleet(kind, outcome.result, outcome.changes, _stdout()), path)
+    if to_stdout:
+        with _pipe_safe():
+            _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()))
     raise typer.Exit(outcome.exit_code)
 
 
