@@ -646,6 +646,7 @@ class PortableFormat(str, Enum):
     cmdline = "cmdline"
     diff = "diff"
     json = "json"
+    libvirt = "libvirt"
 
 
 @app.command()
@@ -656,33 +657,58 @@ def portable(
     ],
     options: GatherOptions,
     cmdline: CmdlineOpt = None,
-    fmt: Annotated[PortableFormat, typer.Option("--format", "-f")] = PortableFormat.cmdline,
-    no_platform: Annotated[
+    domain_xml: DomainXmlOpt = None,
+    fmt: Annotated[
+        PortableFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="cmdline (default for --cmdline), diff, json, or libvirt: the <cpu> element "
+            "and machine type for the domain XML (default for --domain-xml).",
+        ),
+    ] = None,
+    use_platform: Annotated[
         bool,
         typer.Option(
-            "--no-platform",
-            help="For QEMU builds without -platform: switch kernel-dependent device "
-            "properties off explicitly instead.",
+            "--platform",
+            help="Pin kernel-dependent defaults with -platform (a QEMU with -platform only; "
+            "no released QEMU has it) instead of switching device properties off.",
         ),
     ] = False,
+    no_platform: Annotated[
+        bool, typer.Option("--no-platform", hidden=True, help="The default now; accepted.")
+    ] = False,
 ) -> None:
-    """Rewrite a command line so the guest can live-migrate between all HOSTs."""
-    if cmdline is None:
-        _fail(MigcheckError("give the guest's command line with --cmdline FILE"))
+    """Rewrite a guest so it can live-migrate between all HOSTs (what released QEMU
+    accepts: machine type, CPU model and features, device properties)."""
+    if fmt is None:
+        fmt = PortableFormat.libvirt if domain_xml is not None else PortableFormat.cmdline
+    if domain_xml is not None and fmt in (PortableFormat.cmdline, PortableFormat.diff):
+        _fail(
+            MigcheckError(
+                f"--format {fmt.value}: a --domain-xml guest has no command line to rewrite; "
+                "use --format libvirt or json"
+            )
+        )
     try:
         result = commands.portable(
             hosts,
             options,
             cmdline=cmdline,
-            use_platform=not no_platform,
+            domain_xml=domain_xml,
+            use_platform=use_platform and not no_platform,
             many=lambda t: _gather_all(t, options, show_progress=True),
         )
     except MigcheckError as err:
         _fail(err)
+    from migcheck.portable import to_libvirt
+
     if fmt is PortableFormat.json:
         _write_json(json.dumps(result.to_json(), indent=2) + "\n")
     elif result.ok and fmt is PortableFormat.diff:
         _write_json(result.diff())
+    elif result.ok and fmt is PortableFormat.libvirt:
+        _write_json(to_libvirt(result))
     elif result.ok:
         _write_json(result.text or "")
     err = _stderr()
