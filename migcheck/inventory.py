@@ -312,20 +312,35 @@ def _parse_list_json(text: str, builder: _Builder, path: str) -> None:
             body = {"hosts": body}
         if not isinstance(body, dict):
             raise builder.fail(None, f"group {_oneline(name)!r} must be an object or a list")
+        for key in ("hosts", "children"):
+            if not isinstance(body.get(key) or [], list):
+                raise builder.fail(
+                    None,
+                    f"group {_oneline(name)!r}: {key} must be a list, found {_kind(body.get(key))}",
+                )
         for host in body.get("hosts") or ():
-            builder.add_host(str(host), None, name, {})
+            builder.add_host(_json_name(host, builder), None, name, {})
         for key, value in _json_vars(body.get("vars"), builder, f"group {name!r}").items():
             builder.set_group_var(name, key, value, None)
         for child in body.get("children") or ():
-            builder.group(str(child), None)
-            builder.add_child(name, str(child), None)
+            builder.group(_json_name(child, builder), None)
+            builder.add_child(name, _json_name(child, builder), None)
     for host, hvars in (hostvars or {}).items():
         builder.add_host(str(host), None, UNGROUPED, _json_vars(hvars, builder, f"host {host!r}"))
     if hostvars is None and _is_script(path):
         # No _meta: Ansible asks the script per host (``--host NAME``); migcheck too.
         for host in list(builder.hosts):
-            more = json.loads(_run_script_host(path, host) or "{}")
+            try:
+                more = json.loads(_run_script_host(path, host) or "{}")
+            except ValueError as err:
+                raise builder.fail(None, f"--host {_oneline(host)}: not JSON: {err}") from None
             builder.hosts[host].vars.update(_json_vars(more, builder, f"host {host!r}"))
+
+
+def _json_name(value: Any, builder: _Builder) -> str:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise builder.fail(None, f"a host name must be text, found {_kind(value)}")
 
 
 def _run_script_host(path: str, host: str) -> str:
