@@ -128,3 +128,20 @@ def test_help_has_no_stray_backslashes(command: str) -> None:
     assert "\\[" not in res.stdout, res.stdout
     short = migcheck(command, "-h")
     assert short.stdout == res.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_gather_summary_fits_and_keeps_the_host(columns: int, tmp_path: Path) -> None:
+    import shutil
+
+    name = "hypervisor-rack12-bookworm.example.net.json"
+    shutil.copy(BOOKWORM, tmp_path / name)
+    shutil.copytree(Path(BOOKWORM).parent / "qemu-builds", tmp_path / "qemu-builds")
+    res = migcheck("gather", str(tmp_path / name), "--out-dir", str(tmp_path / "out"),
+                   columns=columns)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert all(len(line) <= columns for line in lines)
+    assert "seconds" in res.stderr  # no column cropped away
+    cells = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    assert name in cells  # the host name is whole, folded at most
