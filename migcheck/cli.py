@@ -681,9 +681,11 @@ def portable(
 ) -> None:
     """Rewrite a guest so it can live-migrate between all HOSTs (what released QEMU
     accepts: machine type, CPU model and features, device properties)."""
+    # A .xml given as --cmdline is read as domain XML, as pair does.
+    is_xml = domain_xml is not None or (cmdline not in (None, "-") and cmdline.endswith(".xml"))
     if fmt is None:
-        fmt = PortableFormat.libvirt if domain_xml is not None else PortableFormat.cmdline
-    if domain_xml is not None and fmt in (PortableFormat.cmdline, PortableFormat.diff):
+        fmt = PortableFormat.libvirt if is_xml else PortableFormat.cmdline
+    if is_xml and fmt in (PortableFormat.cmdline, PortableFormat.diff):
         _fail(
             MigcheckError(
                 f"--format {fmt.value}: a --domain-xml guest has no command line to rewrite; "
