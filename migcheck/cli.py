@@ -12,9 +12,10 @@ import contextlib
 import functools
 import inspect
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -37,6 +38,11 @@ EXIT_CODES_HELP = """Exit codes, the same in every command:
     (a one-host fleet, hosts whose facts are implausible)
   fleet --assume: 1 if any cell became unsafe, else 3 if any safe cell
     became unknown, else 0"""
+
+# typer escapes "[default: ...]" and "[required]" for rich markup whenever rich is installed,
+# even with rich_markup_mode=None, so plain help showed a backslash before each. The flag is
+# read only there and for rich-formatted help and errors, which migcheck does not use.
+typer.core.HAS_RICH = False
 
 app = typer.Typer(
     name="migcheck",
@@ -78,8 +84,21 @@ def _fail(err: MigcheckError) -> NoReturn:
 
 
 def _write_json(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    with _pipe_safe():
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _pipe_safe() -> Iterator[None]:
+    """A reader that went away (``| head``) must not turn the verdict into a crash or exit
+    code 120: the rest of stdout goes to /dev/null and the command's own exit code stands."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- the options every gathering command shares, declared once ---------------------------
@@ -145,6 +164,53 @@ _SHARED: tuple[tuple[str, Any, Any], ...] = (
         None,
     ),
     (
+        "port",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--port", "-p", min=1, max=65535, help="SSH port for HOSTs without :port."
+            ),
+        ],
+        None,
+    ),
+    (
+        "jump",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--jump",
+                "-J",
+                help="Jump host(s), as ssh -J: [user@]host[:port][,...] (ProxyJump).",
+            ),
+        ],
+        None,
+    ),
+    (
+        "ssh_option",
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--ssh-option",
+                help="An ssh_config option, as ssh -o Key=Value; repeatable. Options migcheck "
+                "cannot honour (password or GSSAPI auth, StrictHostKeyChecking=no, ...) are "
+                "refused by name.",
+            ),
+        ],
+        None,
+    ),
+    (
+        "verbose",
+        Annotated[
+            bool,
+            typer.Option(
+                "--verbose",
+                "-v",
+                help="Show passed checks too, and the SSH steps per host on stderr (ssh -v).",
+            ),
+        ],
+        False,
+    ),
+    (
         "accept_new_host_keys",
         Annotated[
             bool,
@@ -204,6 +270,7 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
         @functools.wraps(func)
         def command(**kwargs: Any) -> None:
             values = {n: kwargs.pop(n) for n in names}
+            _set_verbose(values.pop("verbose"))
             values.setdefault("jobs", 2)  # pair and host gather two hosts at most
             func(**kwargs, options=_options(**values))
 
@@ -216,6 +283,26 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
     return decorate
 
 
+_VERBOSE = False  # --verbose: passes unfolded in tables, SSH steps on stderr
+
+
+def _set_verbose(on: bool) -> None:
+    global _VERBOSE
+    _VERBOSE = on
+    logger = logging.getLogger("migcheck.ssh")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO if on else logging.WARNING)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (not the one at setup), one line per step."""
+
+    def emit(self, record: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: steps are optional
+            sys.stderr.write(f"migcheck ssh: {record.getMessage()}\n")
+
+
 def _options(
     *,
     timeout: float,
@@ -223,17 +310,28 @@ def _options(
     ssh_config: Path | None,
     identity: list[str] | None,
     user: str | None,
+    port: int | None,
+    jump: str | None,
+    ssh_option: list[str] | None,
     accept_new_host_keys: bool,
     sudo: bool,
     refresh: bool,
     jobs: int,
 ) -> GatherOptions:
     from migcheck.transport.settings import SshSettings
+    from migcheck.transport.sshconfig import SshConfigError, parse_option
 
+    try:
+        parsed = tuple(parse_option(o) for o in ssh_option or ())
+    except SshConfigError as exc:
+        _fail(MigcheckError(str(exc)))  # exit 2: a usage error, said before any connection
     ssh = SshSettings(
         config_file=ssh_config,
         identities=tuple(identity or ()),
         user=user,
+        port=port,
+        jump=jump,
+        options=parsed,
         accept_new_host_keys=accept_new_host_keys,
         sudo=sudo,
         timeout=timeout,
@@ -284,6 +382,47 @@ def _load_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | Non
         yield tick
 
 
+OutputOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Also write the report to FILE, in the format its extension names (.json, .xml "
+        "JUnit, .md Markdown, .html); repeatable, so one run feeds several CI reporters.",
+    ),
+]
+
+
+def _plan_outputs(
+    paths: list[Path] | None, known: Iterable[str], fmt: str
+) -> tuple[list[tuple[Path, str]], bool]:
+    """Each ``-o FILE`` with its format (checked before any host is contacted), and whether
+    stdout still gets ``--format``: not when a file without a known extension took it (the
+    old ``--format json -o FILE`` spelling keeps writing only the file)."""
+    from migcheck.report.formats import EXTENSIONS
+
+    known = set(known)
+    plan: list[tuple[Path, str]] = []
+    stdout = True
+    for path in paths or ():
+        chosen = EXTENSIONS.get(path.suffix.lower())
+        if chosen is None and fmt != "table":
+            chosen, stdout = fmt, False
+        if chosen is None or chosen not in known:
+            usable = ", ".join(
+                f"{ext} ({name})" for ext, name in EXTENSIONS.items() if name in known
+            )
+            what = "that format" if chosen else repr(path.suffix or "a file without extension")
+            _fail(
+                MigcheckError(
+                    f"--output {path}: this command cannot write {what}; name the file by "
+                    f"the format it should hold: {usable}"
+                )
+            )
+        plan.append((path, chosen))
+    return plan, stdout
+
+
 def _emit(text: str | None, output: Path | None = None) -> None:
     if text is None:
         return
@@ -332,10 +471,12 @@ def pair(
     ] = False,
     strict: StrictOpt = False,
     accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
-    from migcheck.report.formats import render_pair
+    from migcheck.report.formats import PAIR_FORMATS, render_pair
 
+    files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
     try:
         outcome = commands.pair(
             src,
@@ -350,7 +491,20 @@ def pair(
         )
     except MigcheckError as err:
         _fail(err)
-    _emit(render_pair(fmt.value, outcome.forward, outcome.reverse, outcome.verdict, _stdout()))
+    for path, kind in files:
+        _emit(render_pair(kind, outcome.forward, outcome.reverse, outcome.verdict, _stdout()), path)
+    if to_stdout:
+        with _pipe_safe():
+            _emit(
+                render_pair(
+                    fmt.value,
+                    outcome.forward,
+                    outcome.reverse,
+                    outcome.verdict,
+                    _stdout(),
+                    verbose=_VERBOSE,
+                )
+            )
     raise typer.Exit(outcome.exit_code)
 
 
@@ -496,7 +650,12 @@ def fleet(
     ] = None,
     inventory: Annotated[
         str | None,
-        typer.Option("--inventory", "-I", help="Hosts file or Ansible inventory (INI or YAML)."),
+        typer.Option(
+            "--inventory",
+            "-I",
+            help="Hosts file or Ansible inventory: INI, YAML, 'ansible-inventory --list' "
+            "JSON, a directory (with group_vars/, host_vars/) or an executable script.",
+        ),
     ] = None,
     assume: Annotated[
         list[str] | None,
@@ -506,9 +665,7 @@ def fleet(
         ),
     ] = None,
     fmt: Annotated[FleetFormat, typer.Option("--format", "-f")] = FleetFormat.table,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to a file.")
-    ] = None,
+    output: OutputOpt = None,
     both_ways: Annotated[
         bool, typer.Option("--both-ways", help="A cell passes only if the guest can come back.")
     ] = False,
@@ -534,11 +691,10 @@ def fleet(
 
     Ctrl-C prints what was judged so far, marked incomplete (exit 3, or 1 if a judged
     cell is unsafe)."""
-    from migcheck.report.formats import render_fleet
+    from migcheck.report.formats import FLEET_FORMATS, render_fleet
 
-    _check_output(output)
-
-    show = fmt is FleetFormat.table or output is not None
+    files, to_stdout = _plan_outputs(output, FLEET_FORMATS, fmt.value)
+    show = fmt is FleetFormat.table or not to_stdout
     try:
         with _load_progress(show) as progress:
             outcome = commands.fleet(
@@ -563,7 +719,11 @@ def fleet(
             "migcheck: interrupted: the report shows only what was judged (complete: false)",
             markup=False,
         )
-    _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()), output)
+    for path, kind in files:
+        _emit(render_fleet(kind, outcome.result, outcome.changes, _stdout()), path)
+    if to_stdout:
+        with _pipe_safe():
+            _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()))
     raise typer.Exit(outcome.exit_code)
 
 
@@ -571,6 +731,7 @@ class PortableFormat(str, Enum):
     cmdline = "cmdline"
     diff = "diff"
     json = "json"
+    libvirt = "libvirt"
 
 
 @app.command()
@@ -581,35 +742,62 @@ def portable(
     ],
     options: GatherOptions,
     cmdline: CmdlineOpt = None,
-    fmt: Annotated[PortableFormat, typer.Option("--format", "-f")] = PortableFormat.cmdline,
-    no_platform: Annotated[
+    domain_xml: DomainXmlOpt = None,
+    fmt: Annotated[
+        PortableFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="cmdline (default for --cmdline), diff, json, or libvirt: the <cpu> element "
+            "and machine type for the domain XML (default for --domain-xml).",
+        ),
+    ] = None,
+    use_platform: Annotated[
         bool,
         typer.Option(
-            "--no-platform",
-            help="For QEMU builds without -platform: switch kernel-dependent device "
-            "properties off explicitly instead.",
+            "--platform",
+            help="Pin kernel-dependent defaults with -platform (a QEMU with -platform only; "
+            "no released QEMU has it) instead of switching device properties off.",
         ),
     ] = False,
     accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
+    no_platform: Annotated[
+        bool, typer.Option("--no-platform", hidden=True, help="The default now; accepted.")
+    ] = False,
 ) -> None:
-    """Rewrite a command line so the guest can live-migrate between all HOSTs."""
-    if cmdline is None:
-        _fail(MigcheckError("give the guest's command line with --cmdline FILE"))
+    """Rewrite a guest so it can live-migrate between all HOSTs (what released QEMU
+    accepts: machine type, CPU model and features, device properties)."""
+    # A .xml given as --cmdline is read as domain XML, as pair does.
+    is_xml = domain_xml is not None or (cmdline not in (None, "-") and cmdline.endswith(".xml"))
+    if fmt is None:
+        fmt = PortableFormat.libvirt if is_xml else PortableFormat.cmdline
+    if is_xml and fmt in (PortableFormat.cmdline, PortableFormat.diff):
+        _fail(
+            MigcheckError(
+                f"--format {fmt.value}: a --domain-xml guest has no command line to rewrite; "
+                "use --format libvirt or json"
+            )
+        )
     try:
         result = commands.portable(
             hosts,
             options,
             cmdline=cmdline,
-            use_platform=not no_platform,
+            domain_xml=domain_xml,
+            use_platform=use_platform and not no_platform,
             many=lambda t: _gather_all(t, options, show_progress=True),
             accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
         _fail(err)
+    from migcheck.portable import to_libvirt
+
     if fmt is PortableFormat.json:
         _write_json(json.dumps(result.to_json(), indent=2) + "\n")
     elif result.ok and fmt is PortableFormat.diff:
         _write_json(result.diff())
+    elif result.ok and fmt is PortableFormat.libvirt:
+        _write_json(to_libvirt(result))
     elif result.ok:
         _write_json(result.text or "")
     err = _stderr()

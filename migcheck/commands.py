@@ -531,22 +531,19 @@ def portable(
     hosts: Sequence[str],
     options: GatherOptions,
     *,
-    cmdline: str,
-    use_platform: bool = True,
+    cmdline: str | None = None,
+    domain_xml: str | None = None,
+    use_platform: bool = False,
     many: GatherMany | None = None,
     accept_unreviewed_qemu: bool = False,
 ):
-    """Rewrite the guest's command line so it can live on every host (a PortableResult)."""
-    from migcheck.cmdline import load_cmdline
+    """Rewrite the guest so it can live on every host (a PortableResult): a command line,
+    or for a libvirt domain XML its machine type and ``<cpu>``."""
     from migcheck.portable import make_portable
 
-    if Path(cmdline).suffix == ".xml":
-        raise MigcheckError(
-            f"{cmdline}: portable rewrites QEMU command lines; for a libvirt guest, judge "
-            "the XML with 'pair --domain-xml' and apply the fixes in the XML (or give the "
-            "command line from 'virsh domxml-to-native qemu-argv')"
-        )
-    vm = load_cmdline(cmdline)
+    if (cmdline is None) == (domain_xml is None):
+        raise InputError("give the guest with exactly one of --cmdline FILE and --domain-xml FILE")
+    vm = load_guest(cmdline, domain_xml)
     catalog = shipped_catalog()
     results = (many or (lambda t: gather_many(t, options)))(list(dict.fromkeys(hosts)))
     for result in sorted(results, key=lambda r: isinstance(r.error, HostError)):

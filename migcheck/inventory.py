@@ -43,6 +43,7 @@ from __future__ import annotations
 import ast
 import ipaddress
 import itertools
+import json
 import os
 import re
 import shlex
@@ -159,11 +160,67 @@ class Inventory:
 
 
 def load_inventory(path: str) -> Inventory:
-    """Read the inventory at ``path``; the format is detected (module docstring)."""
+    """Read the inventory at ``path``; the format is detected (module docstring).
+
+    Like Ansible, ``path`` may also be a directory (every inventory file in it, sorted by
+    name; ``group_vars``/``host_vars`` and the extensions Ansible ignores are skipped), an
+    executable inventory script (run with ``--list``), or the JSON that such a script or
+    ``ansible-inventory --list`` prints. ``group_vars/`` and ``host_vars/`` beside a file, or
+    inside a directory, apply with Ansible's precedence."""
     path = os.fspath(path)
-    text = _read(path)
-    lines = text.split("\n")  # not splitlines(): line numbers must match an editor's
     builder = _Builder(path)
+    if os.path.isdir(path):
+        read = 0
+        for name in sorted(os.listdir(path)):
+            child = os.path.join(path, name)
+            if name in _VARS_DIRS or name.startswith(".") or name.endswith(_IGNORED_EXTS):
+                continue
+            if os.path.isdir(child):
+                continue  # Ansible does not descend into subdirectories of a source
+            builder.source = child
+            _parse_file(child, builder)
+            read += 1
+        builder.source = path
+        if not read:
+            raise InputError(f"{_oneline(path)}: no inventory file in this directory")
+        base = path
+    else:
+        _parse_file(path, builder)
+        base = os.path.dirname(path) or "."
+    _adjacent_vars(base, builder)
+    return builder.finish()
+
+
+# What Ansible's inventory directory loader skips (INVENTORY_IGNORE_EXTS, its default).
+_IGNORED_EXTS = (
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".bak",
+    "~",
+    ".rpm",
+    ".md",
+    ".txt",
+    ".rst",
+    ".orig",
+    ".cfg",
+    ".retry",
+    ".ini~",
+)
+_VARS_DIRS = ("group_vars", "host_vars")
+_VARS_EXTS = ("", ".yml", ".yaml", ".json")
+SCRIPT_TIMEOUT = 60.0  # an inventory script that hangs must not hang migcheck
+
+
+def _parse_file(path: str, builder: _Builder) -> None:
+    if _is_script(path):
+        _parse_list_json(_run_script(path), builder, path)
+        return
+    text = _read(path)
+    if _looks_like_list_json(text):
+        _parse_list_json(text, builder, path)
+        return
+    lines = text.split("\n")  # not splitlines(): line numbers must match an editor's
     if path.lower().endswith(_YAML_SUFFIXES) or _looks_like_yaml(lines):
         _parse_yaml(text, builder)
     else:
@@ -172,7 +229,193 @@ def load_inventory(path: str) -> Inventory:
             _parse_plain(lines, builder)
         else:
             _parse_ini(lines, builder, ini_line)
-    return builder.finish()
+
+
+def _is_script(path: str) -> bool:
+    """Ansible's script plugin: an executable file (not YAML by name) is run, not read."""
+    if path.lower().endswith((*_YAML_SUFFIXES, ".json", ".ini")):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return False
+    return head == b"#!" and os.access(path, os.X_OK)
+
+
+def _run_script(path: str) -> str:
+    import subprocess
+
+    where = _oneline(path)
+    try:
+        done = subprocess.run(
+            [os.path.abspath(path), "--list"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=SCRIPT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(
+            f"{where}: inventory script gave no answer to --list in {SCRIPT_TIMEOUT:.0f} s"
+        ) from None
+    except OSError as err:
+        raise InputError(f"{where}: cannot run the inventory script: {err.strerror}") from None
+    if done.returncode != 0:
+        tail = _oneline(done.stderr.decode(errors="replace").strip(), 300)
+        raise InputError(
+            f"{where}: inventory script --list exited with status {done.returncode}: {tail}"
+        )
+    if len(done.stdout) > MAX_INVENTORY_BYTES:
+        raise InputError(_too_big(where))
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def _looks_like_list_json(text: str) -> bool:
+    """``ansible-inventory --list`` / script JSON: an object whose values are groups with a
+    ``hosts`` list or ``children`` list, or that has ``_meta`` (YAML would misread it)."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    if "_meta" in data:
+        return True
+    return any(
+        isinstance(v, list)
+        or (isinstance(v, dict) and any(isinstance(v.get(k), list) for k in ("hosts", "children")))
+        for v in data.values()
+    )
+
+
+def _parse_list_json(text: str, builder: _Builder, path: str) -> None:
+    """Ansible's script-inventory JSON: groups (``hosts``/``children`` lists, ``vars``; a bare
+    list is a group's hosts) and ``_meta.hostvars``."""
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise builder.fail(None, f"not valid inventory JSON: {_oneline(str(err), 200)}") from None
+    if not isinstance(data, dict):
+        raise builder.fail(None, f"inventory JSON must be an object, found {_kind(data)}")
+    meta = data.get("_meta") or {}
+    hostvars = meta.get("hostvars") if isinstance(meta, dict) else None
+    if hostvars is not None and not isinstance(hostvars, dict):
+        raise builder.fail(None, "_meta.hostvars must be an object")
+    for name, body in data.items():
+        if name == "_meta":
+            continue
+        builder.group(name, None)
+        if isinstance(body, list):
+            body = {"hosts": body}
+        if not isinstance(body, dict):
+            raise builder.fail(None, f"group {_oneline(name)!r} must be an object or a list")
+        for key in ("hosts", "children"):
+            if not isinstance(body.get(key) or [], list):
+                raise builder.fail(
+                    None,
+                    f"group {_oneline(name)!r}: {key} must be a list, found {_kind(body.get(key))}",
+                )
+        for host in body.get("hosts") or ():
+            builder.add_host(_json_name(host, builder), None, name, {})
+        for key, value in _json_vars(body.get("vars"), builder, f"group {name!r}").items():
+            builder.set_group_var(name, key, value, None)
+        for child in body.get("children") or ():
+            builder.group(_json_name(child, builder), None)
+            builder.add_child(name, _json_name(child, builder), None)
+    for host, hvars in (hostvars or {}).items():
+        builder.add_host(str(host), None, UNGROUPED, _json_vars(hvars, builder, f"host {host!r}"))
+    if hostvars is None and _is_script(path):
+        # No _meta: Ansible asks the script per host (``--host NAME``); migcheck too.
+        for host in list(builder.hosts):
+            try:
+                more = json.loads(_run_script_host(path, host) or "{}")
+            except ValueError as err:
+                raise builder.fail(None, f"--host {_oneline(host)}: not JSON: {err}") from None
+            builder.hosts[host].vars.update(_json_vars(more, builder, f"host {host!r}"))
+
+
+def _json_name(value: Any, builder: _Builder) -> str:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise builder.fail(None, f"a host name must be text, found {_kind(value)}")
+
+
+def _run_script_host(path: str, host: str) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        [os.path.abspath(path), "--host", host],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise InputError(
+            f"{_oneline(path)}: inventory script --host {_oneline(host)} exited with status "
+            f"{done.returncode}"
+        )
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def _json_vars(value: Any, builder: _Builder, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise builder.fail(None, f"{what}: vars must be an object, found {_kind(value)}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        text = _scalar_text(item)
+        if text is not None:
+            out[str(key)] = text
+    return out
+
+
+def _adjacent_vars(base: str, builder: _Builder) -> None:
+    """``group_vars/NAME[.yml|.yaml|.json]`` or ``group_vars/NAME/`` (every file, sorted),
+    and the same under ``host_vars/``, as Ansible's host_group_vars plugin reads them."""
+    source = builder.source
+    for kind, target, names in (
+        ("group_vars", builder.dir_group_vars, list(builder.groups)),
+        ("host_vars", builder.dir_host_vars, list(builder.hosts)),
+    ):
+        root = os.path.join(base, kind)
+        if not os.path.isdir(root):
+            continue
+        for name in names:
+            merged: dict[str, str] = {}
+            for found in _vars_files(root, name):
+                builder.source = found
+                merged.update(_yaml_vars(_load_vars_file(found), (), builder, f"{kind} file"))
+            if merged:
+                target[name] = merged
+    builder.source = source
+
+
+def _vars_files(root: str, name: str) -> list[str]:
+    found: list[str] = []
+    for ext in _VARS_EXTS:
+        path = os.path.join(root, name + ext)
+        if os.path.isfile(path):
+            found.append(path)
+        elif ext == "" and os.path.isdir(path):
+            for top, dirs, files in os.walk(path):
+                dirs.sort()
+                for f in sorted(files):
+                    if not f.startswith(".") and not f.endswith(_IGNORED_EXTS):
+                        found.append(os.path.join(top, f))
+    return found
+
+
+def _load_vars_file(path: str) -> Any:
+    text = _read(path)
+    try:
+        return yaml.safe_load(text)
+    except Exception as err:
+        raise InputError(f"{_oneline(path)}: not valid YAML: {_oneline(str(err), 200)}") from None
 
 
 # --------------------------------------------------------------------------- reading, detection
@@ -280,6 +523,10 @@ class _Builder:
         self.groups: dict[str, _GroupDraft] = {
             name: _GroupDraft(name, None, True) for name in _BUILTIN_GROUPS
         }
+        # group_vars/ and host_vars/ beside the inventory: they outrank the inventory's own
+        # group and host vars respectively (Ansible's variable precedence).
+        self.dir_group_vars: dict[str, dict[str, str]] = {}
+        self.dir_host_vars: dict[str, dict[str, str]] = {}
         # YAML parsers replace this: key paths become line numbers only when an error needs one.
         self.locate: Callable[[tuple[Any, ...]], int | None] = lambda _path: None
 
@@ -383,9 +630,13 @@ class _Builder:
             for group in groups:
                 members[group].append(draft.name)
             merged: dict[str, str] = {}
-            for group in sorted([ALL, *groups], key=lambda g: (depth[g], priority[g], g)):
+            ordered = sorted([ALL, *groups], key=lambda g: (depth[g], priority[g], g))
+            for group in ordered:
                 merged.update(self.groups[group].vars)
+            for group in ordered:  # group_vars/all, then group_vars/GROUP: above the file's
+                merged.update(self.dir_group_vars.get(group, ()))
             merged.update(draft.vars)
+            merged.update(self.dir_host_vars.get(draft.name, ()))
             target = self._target(draft, merged)
             hosts.append(InventoryHost(draft.name, target, groups, MappingProxyType(merged)))
         ungrouped = members.pop(UNGROUPED)

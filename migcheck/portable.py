@@ -9,9 +9,17 @@ Changing as little as possible, in this order:
 3. CPU: a named model that lacks features on some host keeps its name and switches those
    features off (the guest then sees the same CPU everywhere); ``-cpu host``/``max`` become
    the newest named model usable on every host plus the CPU features every host offers.
-4. Kernel-dependent defaults: ``-platform <greatest common platform>``, or with
-   ``use_platform=False`` (QEMU builds without ``-platform``) the affected device
-   properties switched off explicitly.
+4. Kernel-dependent defaults: the affected device properties switched off explicitly
+   (what every released QEMU accepts); ``-platform <greatest common platform>`` only with
+   ``use_platform=True``, for a QEMU that has ``-platform``.
+
+Every property written is checked against each host's QEMU build data: a device property
+or CPU feature one host's QEMU does not know would stop the guest from starting there
+(refused), and a host without build data leaves the rewrite unverified (``unknown``).
+
+A libvirt domain XML guest (no command line to edit) gets the same decisions, verified on
+the rewritten guest, and is printed as the ``<cpu>`` element and machine type to put into
+the domain XML (``--format libvirt``, the ``virsh hypervisor-cpu-baseline`` habit).
 
 Everything else of the original text stays byte for byte: only the options that change
 are re-rendered, and new options are inserted with the file's own separator. The result is
@@ -63,6 +71,8 @@ class PortableResult:
     losses: dict[str, list[str]] = field(default_factory=dict)  # host -> CPU features lost
     verification: list[PairReport] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)  # checks that could not judge
+    written_props: list[tuple[str, str]] = field(default_factory=list)  # (driver, prop)
+    rewritten: VmSpec | None = None  # the guest as rewritten (what was verified)
 
     @property
     def ok(self) -> bool:
@@ -363,6 +373,7 @@ def _kernel_defaults(
                     "host lacks; switched off for every device of that type"
                 )
                 for prop in use.props_on:
+                    out.written_props.append((use.device.driver, prop))
                     value = f"{use.device.driver}.{prop}=off"
                     if value in globals_added:
                         continue
@@ -374,6 +385,7 @@ def _kernel_defaults(
                 out.problems.append(f"cannot locate -device {use.device.driver} in the text")
                 continue
             props = dict.fromkeys(use.props_on, "off")
+            out.written_props += [(use.device.driver, p) for p in use.props_on]
             new_value = _set_device_props(opt.value, props)
             ed.replace_value(opt, new_value)
             out.changes.append(
@@ -407,7 +419,7 @@ def make_portable(
     hosts: Sequence[Facts],
     catalog: Catalog,
     *,
-    use_platform: bool = True,
+    use_platform: bool = False,
     accept_unreviewed: bool = False,
 ) -> PortableResult:
     out = PortableResult(vm, None)
@@ -426,8 +438,18 @@ def make_portable(
     _kernel_defaults(vm, hosts, catalog, machine, use_platform, ed, out)
     if out.problems:
         return out
-    text = ed.apply() if ed.edits else vm.text
-    rewritten = parse_cmdline(text, vm.source, base_dir=vm.base_dir)
+    if vm.text:
+        text = ed.apply() if ed.edits else vm.text
+        rewritten = parse_cmdline(text, vm.source, base_dir=vm.base_dir)
+    else:  # domain XML: no text to edit; apply the decisions to the guest itself
+        text = ""
+        rewritten = _apply_to_spec(vm, out)
+        if out.problems:
+            return out
+    out.rewritten = rewritten
+    _check_written(rewritten, hosts, out)
+    if out.problems:
+        return out
     for a in hosts:
         for b in hosts:
             if a is not b:
@@ -459,3 +481,132 @@ def make_portable(
         return out
     out.text = text
     return out
+
+
+def _apply_to_spec(vm: VmSpec, out: PortableResult) -> VmSpec:
+    """The decisions applied to a guest read from domain XML (machine type, CPU)."""
+    import copy
+
+    spec = copy.deepcopy(vm)
+    for change in out.changes:
+        if change.option == "machine":
+            spec.machine.type = change.after.split(",")[0]
+        elif change.option == "cpu":
+            cpu = parse_cmdline(f"qemu-system-x86_64 -cpu {_quote(change.after)}", vm.source).cpu
+            spec.cpu.model, spec.cpu.features = cpu.model, {**cpu.features}
+            spec.cpu.props = {**vm.cpu.props, **cpu.props}
+        else:
+            out.problems.append(
+                f"{vm.source}: {change.option} {change.after} ({change.reason}) must be set in "
+                "the domain XML by hand (a <qemu:override> frontend property); migcheck "
+                "rewrites only the machine type and <cpu> of a libvirt guest"
+            )
+    return spec
+
+
+def _check_written(rewritten: VmSpec, hosts: Sequence[Facts], out: PortableResult) -> None:
+    """Every property the rewrite writes must exist in each host's QEMU: a property QEMU does
+    not know makes it refuse to start the guest. No data to tell: unverified, named."""
+    cpu_written = [canonical(k) for k in rewritten.cpu.features if is_cpuid_feature(canonical(k))]
+    for h in hosts:
+        if cpu_written:
+            known = host_features(h)
+            if known is None:
+                out.unverified.append(
+                    f"{h.name}: no CPU expansion in the facts: cannot check that its QEMU "
+                    f"knows {', '.join(cpu_written)}"
+                )
+            else:
+                unknown = [f for f in cpu_written if f not in known]
+                if unknown:
+                    out.problems.append(
+                        f"{h.name}: QEMU {h.qemu_version or '?'} has no CPU feature "
+                        f"{', '.join(unknown)}: it would refuse -cpu {_cpu_text(rewritten)}"
+                    )
+        if not out.written_props:
+            continue
+        build = h.build
+        if build is None:
+            out.unverified.append(
+                f"{h.name}: {h.build_missing}: cannot check that its QEMU accepts "
+                + ", ".join(f"{d}.{p}" for d, p in out.written_props)
+            )
+            continue
+        for driver, prop in out.written_props:
+            props = build.device_props(driver)
+            if props is None:
+                out.unverified.append(
+                    f"{h.name}: QEMU {build.version} did not list the properties of {driver}: "
+                    f"cannot check {driver}.{prop}"
+                )
+            elif prop not in props:
+                out.problems.append(
+                    f"{h.name}: QEMU {build.version} has no property {prop} on {driver}: it "
+                    f"would refuse {driver}.{prop}=off"
+                )
+
+
+def _cpu_text(spec: VmSpec) -> str:
+    feats = [("+" if on else "-") + k for k, on in spec.cpu.features.items()]
+    return ",".join([spec.cpu.model or "qemu64", *feats])
+
+
+# QEMU CPU property -> libvirt feature name, where they differ beyond "-" vs "_" handling:
+# libvirt's src/cpu_map/x86_features.xml, its <alias name=... source='qemu'/> entries.
+_LIBVIRT_FEATURE = {
+    "sse3": "pni",
+    "pclmulqdq": "pclmuldq",
+    "ds-cpl": "ds_cpl",
+    "sse4-1": "sse4.1",
+    "sse4.1": "sse4.1",
+    "sse4-2": "sse4.2",
+    "sse4.2": "sse4.2",
+    "tsc-adjust": "tsc_adjust",
+    "lahf-lm": "lahf_lm",
+    "cmp-legacy": "cmp_legacy",
+    "nodeid-msr": "nodeid_msr",
+    "perfctr-core": "perfctr_core",
+    "perfctr-nb": "perfctr_nb",
+    "xd": "nx",
+    "ffxsr": "fxsr_opt",
+    "fxsr-opt": "fxsr_opt",
+    "i64": "lm",
+    "vmx-invept-single-context-noglobals": "vmx-invvpid-single-context-noglobals",
+    "mbm-local": "mbm_local",
+    "mbm-total": "mbm_total",
+}
+
+
+def libvirt_feature(name: str) -> str:
+    qemu = name.replace("_", "-")
+    return _LIBVIRT_FEATURE.get(qemu, qemu)
+
+
+def to_libvirt(result: PortableResult) -> str:
+    """The ``<cpu>`` element and the machine type for the domain XML of the rewritten guest:
+    a named model with ``check='full'`` and every feature written, as libvirt's
+    ``virsh hypervisor-cpu-baseline`` output is used."""
+    from xml.sax.saxutils import escape
+
+    def quoteattr(value: str) -> str:  # single quotes, as libvirt writes its XML
+        return "'" + escape(value, {"'": "&apos;"}) + "'"
+
+    spec = result.rewritten
+    if spec is None:
+        return ""
+    lines = []
+    if spec.machine.type:
+        lines.append(
+            f"<!-- in <os>: <type arch='x86_64' machine={quoteattr(spec.machine.type)}>"
+            "hvm</type> -->"
+        )
+    model = spec.cpu.model or "qemu64"
+    lines.append("<cpu mode='custom' match='exact' check='full'>")
+    lines.append(f"  <model fallback='forbid'>{escape(model)}</model>")
+    for name, on in spec.cpu.features.items():
+        if not is_cpuid_feature(canonical(name)):
+            continue  # enforce, migratable, hv-*: not <feature> elements
+        policy = "require" if on else "disable"
+        lines.append(f"  <feature policy='{policy}' name={quoteattr(libvirt_feature(name))}/>")
+    lines.append("</cpu>")
+    return "\n".join(lines) + "\n"

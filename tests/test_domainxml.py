@@ -1283,7 +1283,9 @@ def test_cli_accepts_domain_xml_where_it_accepts_command_lines(tmp_path):
     assert fleet.exit_code == 0  # one host: no migration to judge
     shown = runner.invoke(app, ["cmdline", str(xml), "--format", "json"])
     assert _json.loads(shown.stdout)["devices"][0]["driver"] == "vfio-pci"
-    portable = runner.invoke(app, ["portable", host, host, "-c", str(xml)])
-    assert portable.exit_code == 2 and "domxml-to-native" in portable.stderr
+    # portable reads the XML too (issue 24): the host device makes it not portable (exit 1).
+    other = host.replace("debian12-qemu7.2", "debian13-qemu10.0")
+    portable = runner.invoke(app, ["portable", host, other, "-c", str(xml)])
+    assert portable.exit_code == 1 and "vfio" in portable.stderr.lower(), portable.stderr
     both = runner.invoke(app, ["pair", host, host, "-x", str(xml), "-c", str(xml)])
     assert both.exit_code == 2

@@ -594,7 +594,8 @@ def test_size_limit(tmp_path: Path) -> None:
 def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"missing: cannot read the inventory"):
         load_inventory(str(tmp_path / "missing"))
-    with pytest.raises(InputError, match=r"cannot read the inventory"):
+    # A directory is an inventory source (as in Ansible); an empty one names the problem.
+    with pytest.raises(InputError, match=r"no inventory file in this directory"):
         load_inventory(str(tmp_path))
     path = tmp_path / "latin1"
     path.write_bytes(b"hv1\nh\xe9\n")

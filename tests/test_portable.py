@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from qemudata import CAPS, CPUTEST, caps_facts, cputest_facts, with_changes
+from qemudata import CAPS, CPUTEST, FIXTURES, caps_facts, cputest_facts, with_changes
 from test_fleet import DEBIAN12, GUESTS, TRIXIE, UBUNTU, variant
 from typer.testing import CliRunner
 
@@ -131,7 +131,7 @@ def test_uso_guest_across_68_and_61_with_platform():
     text = LIBVIRT_STYLE.format(machine="pc-q35-8.2", cpu="pentium3")
     vm = parse_cmdline(text, "uso.cmdline")
     assert check_pair(vm, hosts[0], hosts[1]).verdict is Verdict.UNSAFE
-    result = make_portable(vm, hosts, load_catalog())
+    result = make_portable(vm, hosts, load_catalog(), use_platform=True)
     assert result.ok, result.problems
     both_ways_safe(result.text, hosts)
     lines = changed_lines(result)
@@ -144,9 +144,13 @@ def test_uso_guest_across_68_and_61_with_platform():
 def test_uso_guest_without_platform_switches_properties_off():
     hosts = uso_hosts()
     text = LIBVIRT_STYLE.format(machine="pc-q35-8.2", cpu="pentium3")
-    result = make_portable(parse_cmdline(text, "uso.cmdline"), hosts, load_catalog(),
-                           use_platform=False)  # fmt: skip
+    # The default: what released QEMU accepts (no -platform).
+    result = make_portable(parse_cmdline(text, "uso.cmdline"), hosts, load_catalog())
     assert result.ok, result.problems
+    assert "-platform" not in (result.text or "")
+    assert set(result.written_props) == {
+        ("virtio-net-pci", p) for p in ("host_uso", "guest_uso4", "guest_uso6")
+    }
     both_ways_safe(result.text, hosts)
     lines = changed_lines(result)
     assert len(lines) == 2 and lines[0].startswith("--device") and lines[1].startswith("+-device")
@@ -183,16 +187,74 @@ def test_portable_cli(tmp_path: Path):
     runner = CliRunner()
     out = runner.invoke(app, ["portable", *paths, "-c", str(cmd)])
     assert out.exit_code == 0, out.stderr  # the real captures carry their build data
-    assert "-platform linux-" in out.stdout and "changed -platform" in out.stderr
+    assert "-platform" not in out.stdout and '"host_uso":false' in out.stdout
+    pinned = runner.invoke(app, ["portable", *paths, "-c", str(cmd), "--platform"])
+    assert "-platform linux-" in pinned.stdout and "changed -platform" in pinned.stderr
     diff = runner.invoke(app, ["portable", *paths, "-c", str(cmd), "-f", "diff", "--no-platform"])
     assert diff.stdout.startswith("---") and "host_uso" in diff.stdout
     doc = json.loads(runner.invoke(app, ["portable", *paths, "-c", str(cmd), "-f", "json"]).stdout)
-    assert doc["portable"] is True and doc["changes"][0]["option"] == "platform"
+    assert doc["portable"] is True and doc["changes"][0]["option"] == "device"
     assert all(p["verdict"] == "safe" for p in doc["verified_pairs"])
     cmd.write_text(GUESTS["uso.cmdline"] + " -device vfio-pci,host=0000:3b:00.0\n")
     refused = runner.invoke(app, ["portable", *paths, "-c", str(cmd)])
     assert refused.exit_code == 1 and refused.stdout == ""
     assert "cannot be made portable" in refused.stderr
+
+
+def test_written_property_unknown_to_a_hosts_qemu_is_refused():
+    """host_uso came with QEMU 8.2: a host whose build (here Debian 12's 7.2) lacks it would
+    refuse the rewritten guest, so the rewrite is refused, naming host and property."""
+    hosts = uso_hosts()
+    old_build = json.loads((FIXTURES / "hosts" / "debian12-qemu7.2-epyc-pvm.json").read_text())
+    q = dict(hosts[1].doc["qemu"])
+    q["build"] = old_build["qemu"]["build"]
+    hosts[1] = with_changes(hosts[1], qemu=q)
+    text = LIBVIRT_STYLE.format(machine="pc-q35-8.2", cpu="pentium3")
+    result = make_portable(parse_cmdline(text, "uso.cmdline"), hosts, load_catalog())
+    assert not result.ok
+    assert any(
+        "hv-bookworm: QEMU 7.2.22 has no property host_uso on virtio-net-pci" in p
+        for p in result.problems
+    ), result.problems
+
+
+def test_host_without_build_data_leaves_the_rewrite_unverified():
+    hosts = uso_hosts()
+    q = dict(hosts[1].doc["qemu"])
+    q["build"] = {**q["build"], "key": "0" * 32}
+    hosts[1] = with_changes(hosts[1], qemu=q)
+    text = LIBVIRT_STYLE.format(machine="pc-q35-8.2", cpu="pentium3")
+    result = make_portable(parse_cmdline(text, "uso.cmdline"), hosts, load_catalog())
+    assert result.ok and result.verdict is Verdict.UNKNOWN
+    assert any("cannot check that its QEMU accepts virtio-net-pci.host_uso" in u
+               for u in result.unverified)  # fmt: skip
+
+
+def test_libvirt_format_and_domain_xml_input(tmp_path: Path):
+    """--format libvirt prints the <cpu> element with libvirt's feature names; a domain XML
+    guest is rewritten the same way (machine type and CPU)."""
+    paths = []
+    for facts in uso_hosts():
+        p = tmp_path / f"{facts.name}.json"
+        save_facts(facts, p)
+        paths.append(str(p))
+    xml = tmp_path / "g.xml"
+    xml.write_text(
+        "<domain type='kvm'><name>g</name><memory unit='MiB'>1024</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64' machine='q35'>hvm</type></os>"
+        "<cpu mode='custom' match='exact'><model>pentium3</model>"
+        "<feature policy='require' name='sse3'/></cpu>"
+        "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>"
+    )
+    runner = CliRunner()
+    out = runner.invoke(app, ["portable", *paths, "--domain-xml", str(xml)])
+    assert out.exit_code in (0, 3), out.stderr
+    assert "<cpu mode='custom' match='exact' check='full'>" in out.stdout
+    assert "<model fallback='forbid'>pentium3</model>" in out.stdout
+    assert "machine='pc-q35-" in out.stdout  # the alias q35 became a versioned type
+    assert "name='pni'" in out.stdout  # QEMU's sse3 is libvirt's pni
+    refused = runner.invoke(app, ["portable", *paths, "--domain-xml", str(xml), "-f", "cmdline"])
+    assert refused.exit_code == 2 and "no command line to rewrite" in refused.stderr
 
 
 @pytest.mark.parametrize("machine", ["q35", "pc-q35-8.2"])
@@ -219,3 +281,23 @@ def test_portable_over_ssh_lab(lab, tmp_path: Path, machine: str):
         assert pair.exit_code == {"safe": 0, "unknown": 3}[doc["verdict"]], pair.stdout
         open_ = [c for c in doc["checks"] if c["status"] not in ("pass", "warn")]
         assert all(c["id"] in BUILD_CHECKS and c["status"] == "unknown" for c in open_), open_
+
+
+def test_libvirt_feature_names_agree_with_libvirts_cpu_map():
+    """Every x86 feature of libvirt's cpu_map: its QEMU spelling (a <alias source='qemu'>, or
+    the name with '_' as '-', as QEMU's feat2prop) maps back to libvirt's own name."""
+    import xml.etree.ElementTree as ET
+
+    from migcheck.portable import libvirt_feature
+
+    path = CAPS.parents[1] / "libvirt" / "cpu_map" / "x86_features.xml"
+    require(path.is_file(), f"libvirt cpu_map not found at {path}")
+    root = ET.parse(path).getroot()
+    names = 0
+    for feature in root.iter("feature"):
+        name = feature.get("name") or ""
+        spellings = [a.get("name") for a in feature.findall("alias") if a.get("source") == "qemu"]
+        for qemu in spellings or [name.replace("_", "-")]:
+            assert libvirt_feature(qemu or "") == name, (qemu, name)
+        names += 1
+    assert names > 300

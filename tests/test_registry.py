@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from qemudata import fixture_facts
 
+from migcheck import build as buildmod
 from migcheck.catalog import shipped_catalog
 from migcheck.checks.base import Context, Status
 from migcheck.checks.registry import declared_reads, info_for, registered
@@ -154,6 +155,9 @@ def test_gating_checks_are_registered():
 
 def test_fleet_key_ignores_fields_no_check_reads(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty local build store
+    # ...and nothing an earlier test probed in this process (a local probe of this machine
+    # sends the fixture's own build): otherwise the result depends on test order.
+    buildmod.forget_received()
     base = fixture_facts(HOSTS[0])
     doc = copy.deepcopy(dict(base.doc))
     doc["host"] = {"name": "elsewhere"}

@@ -329,3 +329,45 @@ def test_output_cap_cuts_off_a_flooding_host(hosts, tmp_path: Path):
         pytest.raises(HostError, match="more than 1000000 bytes"),
     ):
         gatherer.gather("s-flood")
+
+
+def test_ssh_flags_port_user_identity_and_ssh_option(hosts, tmp_path: Path):
+    """ssh's own flags: -p, -l, -i and --ssh-option (ssh's -o) instead of a config file."""
+    port = hosts.hosts["s-new"].port
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    args = ["-F", str(empty), "-i", str(hosts.client_key), "--out-dir", str(tmp_path / "o")]
+    kh = f"UserKnownHostsFile={hosts.known_hosts}"
+    ok = run("gather", "127.0.0.1", "-p", str(port), "-l", "root", "--ssh-option", kh, *args)
+    assert ok.exit_code == 0, ok.stderr
+    # Without the option the key is unknown: the option really set the known_hosts file.
+    unknown = run("gather", "127.0.0.1", "-p", str(port), "-l", "root", *args)
+    assert unknown.exit_code == 3 and "known_hosts" in unknown.stderr
+
+
+def test_jump_flag_and_verbose_steps(hosts, tmp_path: Path):
+    """-J as ssh's: the destination goes through the bastion; --verbose names each step."""
+    bastion = hosts.add_bastion("s-bastion-j")
+    before = bastion.log().count("Accepted publickey")
+    result = run(
+        "gather",
+        "s-old",
+        "-F",
+        str(hosts.ssh_config),
+        "-J",
+        "s-bastion-j",
+        "-v",
+        "--out-dir",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert bastion.log().count("Accepted publickey") == before + 1
+    assert "migcheck ssh: s-old: resolved s-old: root@127.0.0.1" in result.stderr
+    assert "via s-bastion-j" in result.stderr
+    assert "migcheck ssh: s-old: connecting to root@127.0.0.1" in result.stderr
+
+
+def test_refused_ssh_option_is_a_usage_error(tmp_path: Path):
+    result = run("gather", "somehost", "--ssh-option", "StrictHostKeyChecking=no")
+    assert result.exit_code == 2
+    assert "StrictHostKeyChecking=no: refused" in result.stderr

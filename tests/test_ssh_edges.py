@@ -285,9 +285,11 @@ def test_the_system_config_is_read_after_the_users_unless_f(
     system = tmp_path / "ssh_config"
     system.write_text("Host *\n  Port 2202\n  User sysuser\n  HashKnownHosts yes\n")
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr(ssh_mod, "SYSTEM_SSH_CONFIG", system)
+    from migcheck.transport.sshconfig import SshConfig
+
     settings = SshSettings()
-    ep = ssh_mod.resolve(parse_host("hv"), settings, ssh_mod.load_ssh_config(None))
+    config = SshConfig.load(None, system=system)  # what load_ssh_config(None) reads
+    ep = ssh_mod.resolve(parse_host("hv"), settings, config)
     assert (ep.port, ep.user, ep.hash_known_hosts) == (2201, "sysuser", True)
     only = ssh_mod.load_ssh_config(home / ".ssh" / "config")  # -F: that file alone
     ep = ssh_mod.resolve(parse_host("hv"), settings, only)

@@ -524,9 +524,9 @@ def check_passthrough(ctx: Context) -> list[Finding]:
                 f"that the destination lacks: {_fmt(lost)}",
                 source=sorted(lost),
                 destination=[],
+                # Every feature: a fix is copied as is, so it is never shortened.
                 fix="use a named CPU model both hosts can run (see 'migcheck host'), or add "
-                + ",".join(f"-{f}" for f in sorted(lost)[:8])
-                + ("..." if len(lost) > 8 else "")
+                + ",".join(f"-{f}" for f in sorted(lost))
                 + " on both hosts",
             )
         ]

@@ -63,6 +63,7 @@ class PairView:
     forward: PairReport
     reverse: PairReport | None
     verdict: Verdict
+    verbose: bool = False  # tables: list passed checks instead of one folded line
 
     @property
     def reports(self) -> list[PairReport]:
@@ -70,12 +71,14 @@ class PairView:
 
 
 def _pair_table(view: PairView, console: Console) -> None:
-    from migcheck.report.table import render_pair
+    from migcheck.report.table import both_ways_line, render_pair
 
-    render_pair(console, view.forward)
+    render_pair(console, view.forward, verbose=view.verbose)
     if view.reverse is not None:
         console.print()
-        render_pair(console, view.reverse)
+        render_pair(console, view.reverse, verbose=view.verbose)
+        console.print()
+        console.print(both_ways_line(view.forward, view.reverse, view.verdict))
 
 
 def _pair_json(view: PairView, console: Console) -> str:
@@ -110,9 +113,12 @@ def render_pair(
     reverse: PairReport | None,
     verdict: Verdict,
     console: Console,
+    verbose: bool = False,
 ) -> str | None:
     """Text to write, or None when the renderer drew on ``console``."""
-    view = PairView(redact_report(forward), redact_report(reverse) if reverse else None, verdict)
+    view = PairView(
+        redact_report(forward), redact_report(reverse) if reverse else None, verdict, verbose
+    )
     return PAIR_FORMATS[fmt](view, console)
 
 

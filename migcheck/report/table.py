@@ -72,28 +72,48 @@ def _why(f: Finding, with_values: bool) -> Text:
             f"\nsource: {_value(f.source)}  destination: {_value(f.destination)}", style="dim"
         )
     if f.fix and f.status is not Status.PASS:
-        why.append("\nfix: ", style="bold")
-        why.append(f.fix)
+        why.append("\nfix: see below", style="bold")
     return why
 
 
-def render_pair(console: Console, report: PairReport) -> None:
+# Failures first, then what cannot be told, then warnings: what an operator must act on.
+_ORDER = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.PASS: 3}
+
+
+def render_pair(console: Console, report: PairReport, verbose: bool = False) -> None:
     console.print(verdict_line(report))
+    findings = sorted(report.findings, key=lambda f: _ORDER[f.status])  # stable: ids keep order
+    shown = findings if verbose else [f for f in findings if f.status is not Status.PASS]
+    passed = [f for f in findings if f.status is Status.PASS]
     wide = console.width >= WIDE
-    table = Table(show_lines=not wide, expand=False, header_style="bold")
-    table.add_column("check", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    if wide:
-        table.add_column(f"source\n{escape(report.src.name)}", overflow="fold", max_width=30)
-        table.add_column(f"destination\n{escape(report.dst.name)}", overflow="fold", max_width=30)
-    table.add_column("why / fix", overflow="fold", ratio=1)
-    for f in report.findings:
-        status = Text(f.status.value, style=_STATUS_STYLE[f.status])
+    if shown:
+        table = Table(show_lines=not wide, expand=False, header_style="bold")
+        table.add_column("check", no_wrap=True)
+        table.add_column("result", no_wrap=True)
         if wide:
-            table.add_row(f.id, status, _value(f.source), _value(f.destination), _why(f, False))
-        else:
-            table.add_row(f.id, status, _why(f, True))
-    console.print(table)
+            table.add_column(f"source\n{escape(report.src.name)}", overflow="fold", max_width=30)
+            table.add_column(
+                f"destination\n{escape(report.dst.name)}", overflow="fold", max_width=30
+            )
+        table.add_column("why", overflow="fold", ratio=1)
+        for f in shown:
+            status = Text(f.status.value, style=_STATUS_STYLE[f.status])
+            if wide:
+                table.add_row(f.id, status, _value(f.source), _value(f.destination), _why(f, False))
+            else:
+                table.add_row(f.id, status, _why(f, True))
+        console.print(table)
+    if passed and not verbose:
+        console.print(
+            Text(f"pass  {len(passed)} other checks passed (-v lists them)", style="green")
+        )
+    fixes = [f for f in findings if f.fix and f.status is not Status.PASS]
+    if fixes:
+        console.print(Text("fixes (each on one line, to copy as is):", style="bold"))
+        for f in fixes:
+            # soft_wrap: never broken by migcheck; the terminal wraps it for display only, so
+            # a copied fix is the exact text (options are never split).
+            console.print(Text(f"  {f.id}: {f.fix}"), soft_wrap=True)
     src, dst = report.src, report.dst
     console.print(
         Text(
@@ -105,3 +125,14 @@ def render_pair(console: Console, report: PairReport) -> None:
             style="dim",
         )
     )
+
+
+def both_ways_line(forward: PairReport, reverse: PairReport, verdict: Verdict) -> Text:
+    """One line at the end of --both-ways: the verdict for the round trip."""
+    line = Text()
+    line.append(f"BOTH WAYS {verdict.value.upper()}", style=_VERDICT_STYLE[verdict])
+    line.append(
+        f"  {forward.src.name} -> {forward.dst.name}: {forward.verdict.value}; "
+        f"{reverse.src.name} -> {reverse.dst.name}: {reverse.verdict.value}"
+    )
+    return line

@@ -13,7 +13,10 @@ DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
 class SshSettings:
     config_file: Path | None = None  # None: ~/.ssh/config when it exists
     identities: tuple[str, ...] = ()  # --identity, tried before ssh_config's IdentityFile
-    user: str | None = None  # --user, when HOST has no user@
+    user: str | None = None  # --user/-l, when HOST has no user@
+    port: int | None = None  # -p, when HOST has no :port
+    jump: str | None = None  # -J, ssh's ProxyJump for the destinations (not the jump hosts)
+    options: tuple[tuple[str, str], ...] = ()  # --ssh-option Key=Value, ssh's -o
     accept_new_host_keys: bool = False
     sudo: bool = False
     timeout: float = 30.0  # deadline for the whole exchange with one host

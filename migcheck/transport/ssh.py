@@ -13,7 +13,6 @@ Every step runs under one deadline for the whole exchange.
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import random
@@ -31,6 +30,7 @@ import paramiko
 from migcheck.errors import HostError
 from migcheck.hosts import HostRef
 from migcheck.transport.settings import SshSettings
+from migcheck.transport.sshconfig import SshConfig, SshConfigError
 
 STDERR_TAIL = 600
 
@@ -49,6 +49,8 @@ NO_PYTHON_EXIT = 127
 # handler anywhere, logging's last resort would print those on stderr. Errors reach the user
 # as HostError; an application that configures logging still gets the records.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+# The SSH steps per host (``--verbose`` shows them on stderr, like ``ssh -v``).
+log = logging.getLogger("migcheck.ssh")
 
 
 @dataclass(frozen=True)
@@ -82,87 +84,50 @@ class Endpoint:
         return f"{self.user}@{self.hostname}:{self.port}"
 
 
-def _expand_includes(text: str, base: Path, depth: int = 0) -> str:
-    """paramiko does not follow ``Include``; inline included files like OpenSSH does."""
-    if depth > 8:
-        return text
-    out = []
-    for line in text.splitlines():
-        words = line.strip().split()
-        if words and words[0].lower() == "include":
-            for pattern in words[1:]:
-                pattern = os.path.expanduser(pattern)
-                if not os.path.isabs(pattern):
-                    pattern = str(base / pattern)
-                for path in sorted(glob.glob(pattern)):
-                    with contextlib.suppress(OSError):
-                        out.append(_expand_includes(Path(path).read_text(), base, depth + 1))
-            continue
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-SYSTEM_SSH_CONFIG = Path("/etc/ssh/ssh_config")
-
-
-def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
-    """The user's ssh_config, then the system's, as ``ssh`` reads them (the first value
-    found for an option wins); with ``-F`` only that file, as ``ssh -F`` does."""
-    texts: list[str] = []
-    sources: list[tuple[Path, Path, bool]] = []  # (file, Include base, must exist)
-    if path is None:
-        sources.append((Path("~/.ssh/config").expanduser(), Path("~/.ssh").expanduser(), False))
-        sources.append((SYSTEM_SSH_CONFIG, SYSTEM_SSH_CONFIG.parent, False))
-    else:
-        sources.append((Path(path), Path("~/.ssh").expanduser(), True))
-    for file, base, required in sources:
-        if not required and not file.is_file():
-            continue
-        try:
-            texts.append(_expand_includes(file.read_text(), base))
-        except OSError as exc:
-            raise HostError(str(file), f"cannot read ssh config: {exc.strerror or exc}") from None
+def load_ssh_config(path: Path | None) -> SshConfig:
+    """``-F FILE`` alone, else ``~/.ssh/config`` then the system file, as ``ssh`` reads them
+    (resolution in :mod:`migcheck.transport.sshconfig`, checked against ``ssh -G``)."""
     try:
-        return paramiko.SSHConfig.from_text("\n".join(texts))
-    except Exception as exc:  # paramiko raises several types for bad config lines
-        where = path or "ssh config"
-        raise HostError(str(where), f"cannot parse ssh config: {exc}") from None
+        return SshConfig.load(path)
+    except SshConfigError as exc:
+        raise HostError(str(path), str(exc)) from None
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return value.split()
-    return [str(v) for v in value]
-
-
-def resolve(ref: HostRef, settings: SshSettings, config: paramiko.SSHConfig) -> Endpoint:
-    """Apply ssh_config to a HOST; the HOST string's user and port win, like ``ssh -l -p``."""
-    cfg = config.lookup(ref.name)
-    port = ref.port or int(cfg.get("port", 22))
-    user = ref.user or settings.user or cfg.get("user") or _local_user()
-    identity_files = tuple(
-        os.path.expanduser(p) for p in (*settings.identities, *_as_list(cfg.get("identityfile")))
-    )
-    known = _as_list(cfg.get("userknownhostsfile")) or [
-        "~/.ssh/known_hosts",
-        "~/.ssh/known_hosts2",
-    ]
-    known += _as_list(cfg.get("globalknownhostsfile")) or ["/etc/ssh/ssh_known_hosts"]
-    jump = cfg.get("proxyjump")
+def resolve(
+    ref: HostRef, settings: SshSettings, config: SshConfig, *, hop: bool = False
+) -> Endpoint:
+    """Apply ssh_config to a HOST as ``ssh -G`` does; the HOST string's user and port win,
+    then ``-l``/``-p``/``--ssh-option``/``-J``. A jump host (``hop``) gets neither the
+    destination's port, options nor ``-J``: ssh connects to it with its own config."""
+    options = list(settings.options)
+    if settings.jump and not hop:
+        options.insert(0, ("ProxyJump", settings.jump))
+    try:
+        r = config.resolve(
+            ref.name,
+            user=ref.user or settings.user,
+            port=ref.port or (None if hop else settings.port),
+            identities=settings.identities,
+            options=() if hop else options,
+        )
+    except SshConfigError as exc:
+        raise HostError(ref.name, str(exc)) from None
+    for step in r.steps:
+        log.info("%s: %s", ref.name, step)
+    for what in r.ignored:
+        log.info("%s: ignored (migcheck does not use it): %s", ref.name, what)
     return Endpoint(
         alias=ref.name,
-        hostname=cfg.get("hostname", ref.name),
-        port=port,
-        user=user,
-        identity_files=identity_files,
-        identities_only=str(cfg.get("identitiesonly", "no")).lower() == "yes",
-        proxy_jump=None if not jump or jump.lower() == "none" else jump,
-        proxy_command=cfg.get("proxycommand") if not jump else None,
-        known_hosts_files=tuple(os.path.expanduser(p) for p in known),
-        host_key_alias=cfg.get("hostkeyalias"),
-        hash_known_hosts=str(cfg.get("hashknownhosts", "no")).lower() == "yes",
+        hostname=r.hostname,
+        port=r.port,
+        user=r.user,
+        identity_files=tuple(r.identity_paths),
+        identities_only=r.identities_only,
+        proxy_jump=r.proxy_jump,
+        proxy_command=r.proxy_command,
+        known_hosts_files=tuple(r.known_hosts_files),
+        host_key_alias=r.host_key_alias,
+        hash_known_hosts=r.hash_known_hosts,
     )
 
 
@@ -450,7 +415,7 @@ class SshSession:
             transport = self._jumps.get(last)
             if transport is None or not transport.is_active():
                 ref = parse_host(last if "://" in last else f"ssh://{last}")
-                jump_ep = resolve(ref, self.settings, self.config)
+                jump_ep = resolve(ref, self.settings, self.config, hop=True)
                 if len(hops) > 1:
                     jump_ep = _replace_jump(jump_ep, ",".join(hops[:-1]))
                 transport = self._connect(jump_ep, deadline)
@@ -574,7 +539,9 @@ class SshSession:
         settings = self.settings
         ep = resolve(ref, settings, self.config)
         deadline = _Deadline(settings.timeout)
+        log.info("%s: connecting to %s", ref.name, ep.label)
         transport = self._connect(ep, deadline)
+        log.info("%s: authenticated as %s; running the probe", ref.name, ep.user)
         # paramiko waits for the exec request's reply without a timeout: at the deadline
         # the watchdog closes the transport, which ends every wait on it.
         watchdog = threading.Timer(max(0.0, deadline.end - time.monotonic()), transport.close)
