@@ -1,0 +1,148 @@
+"""The skeleton guest (issue 23, section 2) on real command lines: libvirt's own argv test
+data (../shared/data) and the project's fixtures, and started with this machine's QEMU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require
+
+from migcheck.cmdline import load_cmdline, parse_cmdline
+from migcheck.trial.skeleton import DEFAULT_DISK_SIZE, build
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGV_DATA = ROOT.parent / "shared" / "data" / "libvirt" / "qemuxml2argvdata"
+FIXTURES = ROOT / "fixtures" / "cmdlines"
+QEMU = shutil.which("qemu-system-x86_64")
+
+HOST_PLUMBING = ("-mon", "-qmp", "-monitor", "-pidfile", "-daemonize", "-runas", "-mem-prealloc")
+
+
+def _libvirt_args() -> list[Path]:
+    require(ARGV_DATA.is_dir(), f"shared data missing: {ARGV_DATA}")
+    return sorted(ARGV_DATA.glob("*.x86_64-latest.args"))
+
+
+def _drivers(argv: list[str]) -> list[str]:
+    spec = parse_cmdline("qemu-system-x86_64 " + " ".join(_quote(a) for a in argv), "skeleton")
+    return sorted(d.driver for d in spec.devices)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def test_web01_keeps_the_abi_and_drops_the_host() -> None:
+    spec = load_cmdline(str(FIXTURES / "web01-q35.cmdline"))
+    sk = build(spec, {"/var/lib/images/web01.qcow2": 20 << 30})
+    argv = sk.argv
+    assert not sk.refused
+    assert argv[argv.index("-machine") + 1].startswith("q35,usb=off")
+    assert "memory-backend=pc.ram" in argv[argv.index("-machine") + 1]
+    assert f"memory-backend-ram,id=pc.ram,size={4 << 30},reserve=off" in argv
+    assert argv[argv.index("-cpu") + 1] == "host,migratable=on"
+    assert argv[argv.index("-smp") + 1] == "2,sockets=1,cores=2,threads=1"
+    # The tap keeps its offload-relevant type, loses the host interface name.
+    assert "tap,id=hostnet0,script=no,downscript=no" in argv
+    assert not any("ifname" in a or "web01.qcow2" in a for a in argv)
+    disk = json.loads(argv[argv.index("-blockdev") + 1])
+    assert disk == {"driver": "null-co", "node-name": "disk0", "size": 20 << 30}
+    assert argv.count("-blockdev") == 1  # the protocol node went with the file
+    assert argv[argv.index("-serial") + 1] == "null"  # the device stays, the pty goes
+    assert argv[-2:] == ["-display", "none"]
+    assert sk.uses_tap and sk.memory_bytes == 4 << 30
+    assert _drivers(argv) == sorted(d.driver for d in spec.devices)
+
+
+def test_unknown_disk_size_is_the_same_default_on_both_sides_and_said() -> None:
+    sk = build(load_cmdline(str(FIXTURES / "web01-q35.cmdline")))
+    disk = json.loads(sk.argv[sk.argv.index("-blockdev") + 1])
+    assert disk["size"] == DEFAULT_DISK_SIZE
+    assert any("size unknown" in n for n in sk.notes)
+
+
+def test_every_libvirt_argv_keeps_its_devices_or_is_refused_with_a_reason() -> None:
+    files = _libvirt_args()
+    assert len(files) > 300
+    judged = refused = 0
+    for path in files:
+        try:
+            spec = load_cmdline(str(path))
+        except Exception:  # libvirt test data the parser refuses is not the skeleton's job
+            continue
+        sk = build(spec)
+        if sk.refused:
+            refused += 1
+            assert all(len(r) > 20 for r in sk.refused), path
+            continue
+        judged += 1
+        argv = sk.argv
+        text = " ".join(argv)
+        for option in HOST_PLUMBING:
+            assert option not in argv, (path.name, option)
+        assert "server=on" not in text and '"filename"' not in text, path.name
+        assert "fd=" not in text.replace("fdc", ""), path.name
+        assert argv[-2:] == ["-display", "none"], path.name
+        assert "reserve=off" in text or '"reserve":false' in text, path.name
+        # The device graph of the skeleton is the guest's: same frontend devices.
+        assert _drivers(argv) == sorted(d.driver for d in spec.devices), path.name
+    assert judged > 200 and refused > 10, (judged, refused)
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("hostdev-pci-address.x86_64-latest.args", "vfio-pci"),
+        ("launch-security-sev-direct.x86_64-latest.args", "confidential"),
+        ("hostdev-scsi-vhost-scsi-pci.x86_64-latest.args", "vhost-scsi"),
+    ],
+)
+def test_what_cannot_be_faked_is_refused(name: str, reason: str) -> None:
+    path = ARGV_DATA / name
+    require(path.is_file(), f"shared data missing: {path}")
+    sk = build(load_cmdline(str(path)))
+    assert any(reason in r for r in sk.refused), sk.refused
+
+
+def test_memory_given_only_as_m_becomes_an_unreserved_backend() -> None:
+    spec = parse_cmdline("qemu-system-x86_64 -machine pc-q35-7.2 -m 200G -serial pty -S")
+    sk = build(spec)
+    assert sk.memory_bytes == 200 << 30
+    assert sk.argv[:2] == ["-machine", "pc-q35-7.2,memory-backend=pc.ram"]
+    assert f"memory-backend-ram,id=pc.ram,size={200 << 30},reserve=off" in sk.argv
+    assert "-S" not in sk.argv
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "disk-floppy-q35.x86_64-latest.args",
+        "audio-none-full.x86_64-latest.args",
+        "boot-floppy-q35.x86_64-latest.args",
+    ],
+)
+def test_skeleton_starts_on_this_machines_qemu(name: str, tmp_path: Path) -> None:
+    require(QEMU is not None, "no qemu-system-x86_64 on PATH")
+    path = ARGV_DATA / name
+    require(path.is_file(), f"shared data missing: {path}")
+    sk = build(load_cmdline(str(path)))
+    assert not sk.refused
+    qmp = b'{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n{"execute":"quit"}\n'
+    proc = subprocess.run(
+        [str(QEMU), *sk.argv, "-S", "-qmp", "stdio"],
+        input=qmp,
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-800:]
+    assert b'"status": "prelaunch"' in proc.stdout or b'"paused"' in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written next to it
