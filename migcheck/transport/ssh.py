@@ -43,6 +43,16 @@ _FIND_PYTHON = (
 )
 REMOTE_COMMAND = _FIND_PYTHON.format(sudo="")
 REMOTE_COMMAND_SUDO = _FIND_PYTHON.format(sudo="sudo -n ")
+# The trial's agent (migcheck/trial/agent.py) keeps stdin open after its text: the Python
+# reads a length line and that many bytes of program, then the rest of stdin is the agent's.
+# Fixed text as well.
+_AGENT_BOOT = (
+    "import sys;n=int(sys.stdin.buffer.readline());"
+    'exec(compile(sys.stdin.buffer.read(n),"migcheck-agent","exec"))'
+)
+_FIND_PYTHON_AGENT = _FIND_PYTHON.replace('"$p" -;', "\"$p\" -c '" + _AGENT_BOOT + "';")
+REMOTE_AGENT_COMMAND = _FIND_PYTHON_AGENT.format(sudo="")
+REMOTE_AGENT_COMMAND_SUDO = _FIND_PYTHON_AGENT.format(sudo="sudo -n ")
 NO_PYTHON_EXIT = 127
 
 # paramiko's transport thread logs every failed handshake with a traceback at ERROR; with no
@@ -436,6 +446,27 @@ class SshSession:
             return self._exec(transport, ep, script, deadline)
         finally:
             transport.close()
+
+    def connect(self, ref: HostRef) -> tuple[paramiko.Transport, Endpoint]:
+        """One authenticated connection to ``ref`` (the caller closes it): the trial opens
+        its channels on it, so a host is logged into once."""
+        ep = resolve(ref, self.settings, self.config)
+        return self._connect(ep, _Deadline(self.settings.timeout)), ep
+
+    def start_agent(
+        self, transport: paramiko.Transport, ep: Endpoint, program: str, timeout: float
+    ) -> paramiko.Channel:
+        """A channel running ``program`` as the trial agent, its stdin left open."""
+        command = REMOTE_AGENT_COMMAND_SUDO if self.settings.sudo else REMOTE_AGENT_COMMAND
+        data = program.encode("utf-8")
+        try:
+            chan = transport.open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            chan.sendall(b"%d\n" % len(data) + data)
+        except (paramiko.SSHException, OSError) as exc:
+            raise HostError(ep.alias, f"could not start the trial agent: {exc}") from None
+        return chan
 
     def _exec(self, t: paramiko.Transport, ep: Endpoint, script: str, dl: _Deadline) -> str:
         command = REMOTE_COMMAND_SUDO if self.settings.sudo else REMOTE_COMMAND

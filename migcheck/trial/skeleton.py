@@ -47,7 +47,7 @@ DROP = frozenset(
 _HOST_DEVICES = re.compile(
     r"^(vfio-.*|pci-assign|kvm-pci-assign|vhost-user-.*|vhost-vdpa.*|vhost-scsi.*|"
     r"vhost-vsock.*|usb-host|u2f-passthru|ivshmem-doorbell|ivshmem|virtio-9p-.*|"
-    r"tpm-.*|sgx-epc|spapr-.*-vfio|xen-.*)$"
+    r"tpm-.*|sgx-epc|spapr-.*-vfio|xen-.*|ccid-card-emulated)$"
 )
 _CONFIDENTIAL = re.compile(r"^(sev-guest|sev-snp-guest|tdx-guest|pef-guest|s390-pv-guest)$")
 _HOST_OBJECTS = re.compile(r"^(memory-backend-epc|iommufd|vfio-user.*|dbus-vmstate)$")
@@ -141,8 +141,13 @@ def disk_paths(spec: VmSpec) -> list[str]:
     return found
 
 
-def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
-    """The skeleton of ``spec`` (see the module docstring). Pure: no I/O."""
+def build(
+    spec: VmSpec, disk_sizes: dict[str, int] | None = None, *, reserve_off: bool = True
+) -> Skeleton:
+    """The skeleton of ``spec`` (see the module docstring). Pure: no I/O.
+
+    ``reserve_off=False`` for a host with ``vm.overcommit_memory=2``, which refuses it
+    (util/mmap-alloc.c: "Skipping reservation of swap space is not supported")."""
     sizes = disk_sizes or {}
     sk = Skeleton()
     out = sk.argv
@@ -152,7 +157,15 @@ def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
         drive = dev.props.get("drive")
         if isinstance(drive, str):
             used_nodes.add(drive)
+    pflash: set[str] = set()
     for opt in spec.options:
+        if opt.name in ("machine", "M") and opt.value:
+            # Firmware flash is a node the machine, not a device, refers to.
+            for key in ("pflash0", "pflash1"):
+                node = _parse(opt.value)[2].get(key)
+                if isinstance(node, str):
+                    used_nodes.add(node)
+                    pflash.add(node)
         if opt.name == "blockdev" and opt.value:
             _, _, props = _parse(opt.value)
             if isinstance(props.get("node-name"), str):
@@ -184,7 +197,7 @@ def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
         if value is None:
             out.append(f"-{name}")
             continue
-        if name == "machine":
+        if name in ("machine", "M"):
             is_json, first, props = _parse(value)
             for key in ("confidential-guest-support", "memory-encryption"):
                 if props.get(key):
@@ -193,7 +206,7 @@ def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
                         "read by a throwaway migration"
                     )
             machine_has_backend = bool(props.get("memory-backend"))
-            out += ["-machine", _emit(is_json, first, props)]
+            out += [f"-{name}", _emit(is_json, first, props)]
         elif name == "m":
             first, props = split_keyval(value)
             size_text = first or props.get("size") or "128"
@@ -302,6 +315,12 @@ def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
             if node not in used_nodes:
                 continue  # protocol and backing nodes: the device sees only the top node
             size, origin = node_size(str(node))
+            if node in pflash and origin not in sizes:
+                sk.refused.append(
+                    f"firmware flash {origin}: its size is unknown (not readable on the "
+                    "source), and a flash of another size changes the guest's memory map"
+                )
+                continue
             if origin == node or (origin not in sizes):
                 sk.notes.append(f"disk {origin}: size unknown, 1 GiB on both sides")
             body: dict[str, Any] = {"driver": "null-co", "node-name": node, "size": size}
@@ -347,13 +366,15 @@ def build(spec: VmSpec, disk_sizes: dict[str, int] | None = None) -> Skeleton:
         if not memory_written:
             out += ["-m", f"{sk.memory_bytes // (1 << 20)}M"]
     out += ["-display", "none"]
+    if not reserve_off:
+        sk.argv = [a.replace(",reserve=off", "").replace(',"reserve":false', "") for a in out]
     return sk
 
 
 def _append_machine_option(argv: list[str], item: str) -> None:
     """Add ``item`` to the last -machine option, or add a -machine option."""
     for i in range(len(argv) - 2, -1, -1):
-        if argv[i] == "-machine":
+        if argv[i] in ("-machine", "-M"):
             value = argv[i + 1]
             if value.lstrip().startswith("{"):
                 data = json.loads(value)
