@@ -183,11 +183,12 @@ class _Relay(threading.Thread):
 class Side:
     """One host: its connection, control agent and (during the transfer) stream agent."""
 
-    def __init__(self, session: SshSession, ref: HostRef, role: str) -> None:
+    def __init__(self, session: SshSession, ref: HostRef, role: str, lifetime: float) -> None:
         self.role = role
         self.session = session
         self.transport, self.ep = session.connect(ref)
         self.control = Agent(session, self.transport, self.ep)
+        self.control.send({"role": "control", "lifetime": int(lifetime)})
         self.streams: list[Agent] = []
         self.dir: str | None = None
 
@@ -221,8 +222,8 @@ def run(
     skeleton: Skeleton | None = None
     try:
         try:
-            sides.append(Side(session, src_ref, "source"))
-            sides.append(Side(session, dst_ref, "destination"))
+            sides.append(Side(session, src_ref, "source", options.lifetime))
+            sides.append(Side(session, dst_ref, "destination", options.lifetime))
             hello = [s.control.line(options.step_timeout) for s in sides]
             infos = [s.control.call({"op": "hello"}, options.step_timeout) for s in sides]
             sizes = sides[0].control.call({"op": "sizes", "paths": paths}, options.step_timeout)
