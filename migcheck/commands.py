@@ -368,3 +368,106 @@ def portable(
             raise result.error
     facts = [r.facts for r in results if r.facts is not None]
     return make_portable(vm, facts, catalog, use_platform=use_platform)
+
+
+# --- trial -----------------------------------------------------------------------------------
+
+
+def _trial_guest_check(vm: VmSpec) -> None:
+    if not vm.text:
+        raise InputError(
+            f"{vm.source}: a trial needs the guest's QEMU command line; migcheck's domain XML "
+            "conversion does not carry the memory size and vCPU topology the skeleton must "
+            "keep. Convert it on a libvirt host (virsh domxml-to-native qemu-argv FILE > "
+            "guest.args) and give --cmdline guest.args"
+        )
+
+
+def trial_show(
+    cmdline: str | None = None, domain_xml: str | None = None, vm: VmSpec | None = None
+) -> str:
+    """Both skeleton command lines (``trial --show``): what would run on each host."""
+    from migcheck.trial.skeleton import build
+
+    spec = vm if vm is not None else load_guest(cmdline, domain_xml)
+    _trial_guest_check(spec)
+    sk = build(spec)
+    lines = [f"# source ({spec.source}); disk sizes are read on the source at trial time"]
+    lines.append(sk.command_line())
+    lines.append("# destination")
+    lines.append(
+        sk.command_line() + " -S -incoming defer"
+    )
+    for note in sk.notes:
+        lines.append(f"# note: {note}")
+    for reason in sk.refused:
+        lines.append(f"# REFUSED: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def trial(
+    src: str,
+    dst: str,
+    options: GatherOptions,
+    *,
+    cmdline: str | None = None,
+    domain_xml: str | None = None,
+    vm_name: str | None = None,
+    strict: bool = False,
+    trial_options: object | None = None,
+) -> PairOutcome:
+    """The static judgment of ``pair`` plus a real migration of the guest's skeleton from
+    SRC to DST over SSH (issue 23). The verdict is the worse of the two."""
+    from dataclasses import replace
+
+    from migcheck.findings import Finding, Status
+    from migcheck.hosts import parse_host
+    from migcheck.transport.settings import SshSettings
+    from migcheck.trial import remote, report
+    from migcheck.trial.skeleton import build, disk_paths
+
+    refs = [parse_host(h) for h in (src, dst)]
+    for text, ref in zip((src, dst), refs, strict=True):
+        if ref.kind != "ssh":
+            raise InputError(
+                f"trial: {text} is not an SSH host: a trial runs QEMU on both hosts "
+                "([user@]name[:port] or ssh://...)"
+            )
+    if domain_xml is not None or (cmdline or "").endswith(".xml"):
+        _trial_guest_check(load_guest(cmdline, domain_xml))
+    static = pair(
+        src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name, strict=strict
+    )
+    vm = static.forward.vm
+    _trial_guest_check(vm)
+    blockers = [
+        f for f in static.forward.findings if f.id.startswith("blocker") and f.status is Status.FAIL
+    ]
+    if blockers:
+        # QEMU would refuse the migration: nothing to learn, and nothing is started.
+        found = [
+            Finding(
+                "trial.start",
+                Status.UNKNOWN,
+                "the trial did not run: the guest has a migration blocker ("
+                + "; ".join(f.message for f in blockers)[:400]
+                + ")",
+            )
+        ]
+    else:
+        opts = trial_options if isinstance(trial_options, remote.TrialOptions) else None
+        from migcheck.transport.ssh import SshSession
+
+        with SshSession(options.ssh or SshSettings(timeout=options.timeout)) as session:
+            run, _ = remote.run(
+                session,
+                refs[0],
+                refs[1],
+                lambda sizes, reserve_off: build(vm, sizes, reserve_off=reserve_off),
+                opts or remote.TrialOptions(),
+                disk_paths(vm),
+            )
+        found = report.findings(run)
+    findings, verdict = report.join(static.forward.findings, found, strict=strict)
+    forward = replace(static.forward, findings=findings, verdict=verdict)
+    return PairOutcome(forward, None, verdict)

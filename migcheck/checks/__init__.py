@@ -23,6 +23,7 @@ REPORT_ORDER = (
     "host",
     "blocker",
     "qemu",
+    "trial",
 )
 
 from migcheck.checks import (  # noqa: E402, F401  (importing registers the checks)
@@ -38,6 +39,7 @@ from migcheck.checks import (  # noqa: E402, F401  (importing registers the chec
     machine,
     platform,
     qemu,
+    trial,
 )
 
 
