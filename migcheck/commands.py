@@ -395,9 +395,7 @@ def trial_show(
     lines = [f"# source ({spec.source}); disk sizes are read on the source at trial time"]
     lines.append(sk.command_line())
     lines.append("# destination")
-    lines.append(
-        sk.command_line() + " -S -incoming defer"
-    )
+    lines.append(sk.command_line() + " -S -incoming defer")
     for note in sk.notes:
         lines.append(f"# note: {note}")
     for reason in sk.refused:

@@ -50,7 +50,7 @@ _AGENT_BOOT = (
     "import sys;n=int(sys.stdin.buffer.readline());"
     'exec(compile(sys.stdin.buffer.read(n),"migcheck-agent","exec"))'
 )
-_FIND_PYTHON_AGENT = _FIND_PYTHON.replace('"$p" -;', "\"$p\" -c '" + _AGENT_BOOT + "';")
+_FIND_PYTHON_AGENT = _FIND_PYTHON.replace('"$p" -;', '"$p" -c \'' + _AGENT_BOOT + "';")
 REMOTE_AGENT_COMMAND = _FIND_PYTHON_AGENT.format(sudo="")
 REMOTE_AGENT_COMMAND_SUDO = _FIND_PYTHON_AGENT.format(sudo="sudo -n ")
 NO_PYTHON_EXIT = 127

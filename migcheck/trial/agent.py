@@ -1,4 +1,5 @@
-# ruff: noqa: UP006, UP007, UP035
+# ruff: noqa: UP031, UP041, B904, RUF005
+# (Python 3.6 on the remote host: socket.timeout is no TimeoutError there.)
 """The trial's remote agent: sent as text over an SSH channel and run by the host's Python.
 
 Standalone (Python 3.6+, standard library only), like the probe. One JSON object per line

@@ -278,11 +278,17 @@ def _qmp(side: Side, command: str, args: dict[str, Any] | None, timeout: float) 
     return RemoteQmp(side.control, side.role).execute(command, args, timeout)
 
 
-def _wait(side: Side, deadline: float) -> tuple[bool, str]:
+def _wait(side: Side, deadline: float, broken: Any = None) -> tuple[bool, str]:
+    """Poll ``query-migrate`` until completed/failed, the deadline, or ``broken()`` names a
+    dropped connection (the source would otherwise wait for a reader that is gone)."""
     status = "none"
     while time.monotonic() < deadline:
+        problem = broken() if broken is not None else None
+        if problem:
+            return False, problem
         try:
-            info = _qmp(side, "query-migrate", None, max(1.0, min(10.0, deadline - time.monotonic())))
+            left = max(1.0, min(10.0, deadline - time.monotonic()))
+            info = _qmp(side, "query-migrate", None, left)
         except QmpError as err:
             return False, str(err)
         status = str((info or {}).get("status", "none"))
@@ -346,7 +352,16 @@ def _stages(
         stages.append(Stage("migrate", False, str(err)))
         return
     deadline = time.monotonic() + options.transfer_timeout
-    ok, text = _wait(src, deadline)
+
+    def broken() -> str | None:
+        for side in sides:
+            if not side.transport.is_active():
+                return f"the connection to the {side.role} {side.ep.alias} dropped"
+        if relay is not None and relay.error:
+            return relay.error
+        return None
+
+    ok, text = _wait(src, deadline, broken)
     if ok:
         ok, text = _wait(dst, deadline)
         if not ok:

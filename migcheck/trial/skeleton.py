@@ -39,7 +39,7 @@ DROP = frozenset(
         "monitor", "qmp", "qmp-pretty", "mon", "pidfile", "daemonize", "runas", "run-with",
         "chroot", "mem-prealloc", "mem-path", "sandbox", "incoming", "S", "D", "d", "trace",
         "loadvm", "snapshot", "writeconfig", "add-fd", "vnc", "spice", "sdl", "curses",
-        "nographic", "display", "k", "iscsi", "no-user-config", "realtime", "daemonize",
+        "nographic", "display", "k", "iscsi", "no-user-config", "realtime",
         "enable-fips", "tpmdev", "fsdev", "virtfs",
     }
 )  # fmt: skip

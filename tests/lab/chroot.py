@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 DEFAULT_ROOT = Path("/var/tmp/migcheck-trixie")
@@ -30,9 +31,9 @@ def qemu_wrapper(path: Path, root: Path) -> Path:
     script = (
         "#!/bin/sh\n"
         "# QEMU from the chroot at $0, /tmp and /proc shared (tests/lab/chroot.py)\n"
-        "exec unshare -m /bin/sh -c 'mount --bind /tmp \"$0/tmp\" && "
+        'exec unshare -m /bin/sh -c \'mount --bind /tmp "$0/tmp" && '
         'mount --rbind /proc "$0/proc" && exec chroot "$0" /usr/bin/qemu-system-x86_64 "$@"\''
-        f' {root} "$@"\n'
+        f' {shlex.quote(str(root))} "$@"\n'
     )
     path.write_text(script)
     path.chmod(0o755)
