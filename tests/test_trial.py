@@ -329,3 +329,31 @@ def test_zz_agreement_table() -> None:
         assert verdict in ("unsafe", "unknown", "safe")
         if "unsafe" in (static, trial):
             assert verdict == "unsafe", case
+
+
+def test_cli_json_through_trial_and_pair_trial(lab, hosts, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    common = ["--ssh-config", str(lab.ssh_config), "--format", "json"]
+    same = _write(tmp_path, BASE.format(machine="pc-q35-7.2"))
+    result = CliRunner().invoke(app, ["trial", *hosts, "--cmdline", same, *common])
+    doc = json.loads(result.stdout)
+    ids = {c["id"]: c["status"] for c in doc["checks"]}
+    assert result.exit_code == 0 and doc["verdict"] == "safe", result.stdout[-2000:]
+    assert [ids[i] for i in ("trial.start", "trial.transfer", "trial.abi", "trial.resume")] == [
+        "pass"
+    ] * 4
+    cpu_max = tmp_path / "max.cmdline"
+    cpu_max.write_text(BASE.format(machine="pc-q35-7.2") + " -cpu max\n")
+    result = CliRunner().invoke(
+        app, ["pair", hosts[0], hosts[1], "--trial", "--cmdline", str(cpu_max), *common]
+    )
+    doc = json.loads(result.stdout)
+    abi = next(c for c in doc["checks"] if c["id"] == "trial.abi")
+    assert result.exit_code == 1 and doc["verdict"] == "unsafe"
+    assert abi["status"] == "fail" and "CPUID" in abi["message"]
+    assert _wait_clean(lab, *hosts) == []

@@ -146,3 +146,45 @@ def test_skeleton_starts_on_this_machines_qemu(name: str, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr.decode()[-800:]
     assert b'"status": "prelaunch"' in proc.stdout or b'"paused"' in proc.stdout
     assert list(tmp_path.iterdir()) == []  # nothing written next to it
+
+
+def test_trial_show_prints_both_skeletons_and_runs_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    result = CliRunner().invoke(
+        app, ["trial", "a", "b", "--show", "--cmdline", str(FIXTURES / "web01-q35.cmdline")]
+    )
+    assert result.exit_code == 0, result.stdout
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert len(lines) == 2
+    assert lines[1] == lines[0] + " -S -incoming defer"
+    assert "null-co" in lines[0] and "reserve=off" in lines[0]
+
+
+def test_trial_show_says_what_it_refuses() -> None:
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    path = ARGV_DATA / "hostdev-pci-address.x86_64-latest.args"
+    require(path.is_file(), f"shared data missing: {path}")
+    result = CliRunner().invoke(app, ["trial", "a", "b", "--show", "--cmdline", str(path)])
+    assert "# REFUSED: -device vfio-pci" in result.stdout
+
+
+def test_trial_needs_ssh_hosts_and_a_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from migcheck.cli import app
+
+    guest = FIXTURES / "web01-q35.cmdline"
+    result = CliRunner().invoke(app, ["trial", "local", "b", "--cmdline", str(guest)])
+    assert result.exit_code == 2
+    assert "not an SSH host" in result.stderr
+    xml = ARGV_DATA / "disk-floppy-q35.xml"
+    require(xml.is_file(), f"shared data missing: {xml}")
+    result = CliRunner().invoke(app, ["trial", "a", "b", "--domain-xml", str(xml)])
+    assert result.exit_code == 2
+    assert "domxml-to-native" in result.stderr
