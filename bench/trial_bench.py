@@ -55,7 +55,8 @@ def once(gib: int, directory: Path) -> int:
         )
     print(
         f"{gib} GiB: {run.result.summary()} transfer {run.transfer_seconds:.2f} s "
-        f"relayed {run.bytes_streamed} bytes total {run.result.seconds:.2f} s {run.refused}"
+        f"relayed {run.bytes_streamed} bytes total {run.result.seconds:.2f} s "
+        f"QEMU peak RSS MiB { ({k: v >> 20 for k, v in run.peak_rss.items()}) } {run.refused}"
     )
     return 0 if run.result.outcome == "safe" else 1
 

@@ -21,6 +21,7 @@ network path to each other.
 import ctypes
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -162,6 +163,18 @@ def qmp(command, arguments=None, timeout=10.0):
         return {"ok": True, "return": msg.get("return")}
 
 
+def peak():
+    """QEMU's peak resident memory in bytes (VmHWM), for the report's cost figures."""
+    try:
+        with open("/proc/%d/status" % STATE["proc"].pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
 def alive():
     proc = STATE.get("proc")
     return proc is not None and proc.poll() is None
@@ -238,7 +251,7 @@ def control():
             except (OSError, RuntimeError, ValueError) as exc:
                 out(failure("%s: %s" % (req["execute"], exc)))
         elif op == "status":
-            out({"ok": True, "alive": alive(), "stderr": tail()})
+            out({"ok": True, "alive": alive(), "stderr": tail(), "hwm": peak()})
         elif op == "quit":
             cleanup()
             out({"ok": True})
@@ -252,11 +265,22 @@ def stream_out(req):
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
-    srv.settimeout(float(req.get("timeout", 60)))
     sys.stdout.buffer.write(b"R")
     sys.stdout.buffer.flush()
+    deadline = time.time() + float(req.get("timeout", 60))
     try:
-        conn, _ = srv.accept()
+        # Wait for QEMU's connection, but give up as soon as migcheck closes the channel
+        # (stdin EOF): a migrate command that failed must not leave this agent waiting.
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return
+            ready = select.select([srv, sys.stdin.buffer], [], [], left)[0]
+            if srv in ready:
+                conn, _ = srv.accept()
+                break
+            if sys.stdin.buffer in ready and not os.read(0, 4096):
+                return
     finally:
         srv.close()
         os.unlink(path)

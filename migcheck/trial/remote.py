@@ -56,6 +56,7 @@ class RemoteTrial:
     result: TrialResult = field(default_factory=TrialResult)
     refused: list[str] = field(default_factory=list)  # why the trial could not run
     bytes_streamed: int = 0
+    peak_rss: dict[str, int] = field(default_factory=dict)  # role -> QEMU's VmHWM
     transfer_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -183,10 +184,22 @@ class _Relay(threading.Thread):
 class Side:
     """One host: its connection, control agent and (during the transfer) stream agent."""
 
-    def __init__(self, session: SshSession, ref: HostRef, role: str, lifetime: float) -> None:
+    def __init__(
+        self,
+        session: SshSession,
+        ref: HostRef | None,
+        role: str,
+        lifetime: float,
+        on: Side | None = None,
+    ) -> None:
         self.role = role
         self.session = session
-        self.transport, self.ep = session.connect(ref)
+        if on is not None:  # another agent on an existing connection: no new login
+            self.transport, self.ep, self.owns = on.transport, on.ep, False
+        else:
+            assert ref is not None
+            self.transport, self.ep = session.connect(ref)
+            self.owns = True
         self.control = Agent(session, self.transport, self.ep)
         self.control.send({"role": "control", "lifetime": int(lifetime)})
         self.streams: list[Agent] = []
@@ -197,7 +210,8 @@ class Side:
             self.control.call({"op": "quit"}, 10.0)
         for agent in [*self.streams, self.control]:
             agent.close()
-        self.transport.close()
+        if self.owns:
+            self.transport.close()
 
     def stream(self, first: dict[str, Any]) -> Agent:
         agent = Agent(self.session, self.transport, self.ep)
@@ -254,11 +268,55 @@ def run(
         if trial.refused:
             return trial, skeleton
         _stages(sides, skeleton, options, trial)
+        abi = next((st for st in trial.result.stages if st.name == "abi"), None)
+        if abi is not None and abi.ok is False:
+            _same_build(session, sides, skeleton, options, trial, abi)
         return trial, skeleton
     finally:
         for side in sides:
             side.close()
         trial.result.seconds = time.monotonic() - started
+
+
+def _same_build(
+    session: SshSession,
+    sides: list[Side],
+    skeleton: Skeleton,
+    options: TrialOptions,
+    trial: RemoteTrial,
+    abi: Stage,
+) -> None:
+    """ISSUE-NOTES, issue 23: when the ABI differs, migrate once more from the source's
+    build into the same build. A difference there too is QEMU losing state within one
+    build (a QEMU bug), not an incompatibility between the two."""
+    src = sides[0]
+    with contextlib.suppress(AgentError):
+        src.control.call({"op": "quit"}, 10.0)  # the first source's QEMU and directory go
+    again = RemoteTrial()
+    pair: list[Side] = []
+    try:
+        pair = [
+            Side(session, None, "source", options.lifetime, on=src),
+            Side(session, None, "destination", options.lifetime, on=src),
+        ]
+        for side in pair:
+            side.control.line(options.step_timeout)
+        _stages(pair, skeleton, options, again)
+    except (HostError, AgentError) as err:
+        trial.notes.append(f"same-build check not run: {err}")
+        return
+    finally:
+        for side in pair:
+            side.close()
+    same = {str(d) for d in again.result.differences}
+    repeated = [d for d in trial.result.differences if str(d) in same]
+    if repeated:
+        abi.detail += (
+            f" [{len(repeated)} of these differ also from {src.ep.alias} to itself: QEMU "
+            "loses that state within one build (a QEMU bug, not an incompatibility)]"
+        )
+    elif again.result.outcome == "safe":
+        abi.detail += f" [none of them from {src.ep.alias} to itself: an incompatibility]"
 
 
 def _start(side: Side, argv: list[str], netns: bool, timeout: float) -> str | None:
@@ -402,6 +460,11 @@ def _stages(
     except QmpError as err:
         ok, text = False, str(err)
     stages.append(Stage("cont", ok, text))
+    for side in sides:
+        with contextlib.suppress(AgentError):
+            hwm = side.control.call({"op": "status"}, timeout).get("hwm")
+            if isinstance(hwm, int):
+                trial.peak_rss[side.role] = hwm
 
 
 def _readable(chan: paramiko.Channel, timeout: float) -> bool:
