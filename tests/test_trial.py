@@ -143,6 +143,15 @@ MATRIX = [
         + " -device virtio-net-pci,netdev=n0 -netdev user,id=n0 -serial pty",
         None,
     ),
+    (
+        "identical, tap network (private namespace)",
+        "old",
+        "new",
+        BASE.format(machine="pc-q35-7.2")
+        + " -netdev tap,id=n0,ifname=mc-real0,script=/etc/qemu-ifup,vhost=off"
+        + " -device virtio-net-pci,netdev=n0,id=net0",
+        None,
+    ),
     ("machine type only on the source", "new", "old", BASE.format(machine="pc-q35-10.0"), "start"),
     (
         "device property only in the newer QEMU",
@@ -184,6 +193,8 @@ def test_trial_matrix(lab, hosts, tmp_path, case, src, dst, line, failing) -> No
         else:
             assert "QEMU exited" in bad.message and "destination" in bad.message
     assert _wait_clean(lab, *hosts) == []
+    # A tap lives in the skeleton's private network namespace: none appears on the host.
+    assert not [n for n in os.listdir("/sys/class/net") if n.startswith(("tap", "mc-real"))]
 
 
 def test_a_blocker_is_refused_before_any_qemu_starts(lab, hosts, tmp_path, monkeypatch) -> None:

@@ -188,3 +188,28 @@ def test_trial_needs_ssh_hosts_and_a_command_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["trial", "a", "b", "--domain-xml", str(xml)])
     assert result.exit_code == 2
     assert "domxml-to-native" in result.stderr
+
+
+def test_memory_headroom_follows_the_overcommit_mode() -> None:
+    from migcheck.trial.remote import OVERHEAD, headroom
+
+    gib = 1 << 30
+    # Heuristic overcommit: only the skeleton's own footprint must fit, not the guest.
+    ok, why = headroom({"overcommit_memory": 0, "MemAvailable": 2 * gib}, 200 * gib)
+    assert ok and "MemAvailable 2048 MiB" in why
+    ok, _ = headroom({"overcommit_memory": 0, "MemAvailable": 300 << 20}, 200 * gib)
+    assert not ok  # 384 MiB of QEMU plus 400 MiB of page tables do not fit
+    # Strict overcommit: reserve=off is refused, the whole guest is committed.
+    strict = {"overcommit_memory": 2, "CommitLimit": 20 * gib, "Committed_AS": 4 * gib}
+    assert headroom(strict, 8 * gib)[0]
+    ok, why = headroom(strict, 16 * gib)
+    assert not ok and "reserve=off is refused" in why
+    assert headroom(strict, 16 * gib - OVERHEAD)[0]
+    assert not headroom({}, gib)[0]  # unreadable: refuse, never guess
+
+
+def test_strict_overcommit_skeleton_has_no_reserve_off() -> None:
+    spec = parse_cmdline("qemu-system-x86_64 -machine pc-q35-7.2 -m 2G")
+    argv = build(spec, reserve_off=False).argv
+    assert f"memory-backend-ram,id=pc.ram,size={2 << 30}" in argv
+    assert not any("reserve" in a for a in argv)
