@@ -213,3 +213,55 @@ def test_strict_overcommit_skeleton_has_no_reserve_off() -> None:
     argv = build(spec, reserve_off=False).argv
     assert f"memory-backend-ram,id=pc.ram,size={2 << 30}" in argv
     assert not any("reserve" in a for a in argv)
+
+
+def test_trial_findings_never_pass_what_did_not_run() -> None:
+    from migcheck.findings import Status
+    from migcheck.trial.local import Stage
+    from migcheck.trial.remote import RemoteTrial
+    from migcheck.trial.report import findings
+
+    refused = RemoteTrial(refused=["-device vfio-pci: a host device"])
+    assert [(f.id, f.status) for f in findings(refused)] == [("trial.start", Status.UNKNOWN)]
+    # QEMU died under an ABI query: unknown, and later stages are not reached.
+    died = RemoteTrial()
+    died.result.stages += [
+        Stage("source-start", True),
+        Stage("destination-start", True),
+        Stage("migrate", True),
+        Stage("abi", None, "cannot compare: x-query-virtio-status: QEMU exited"),
+    ]
+    got = {f.id: f.status for f in findings(died)}
+    assert got == {
+        "trial.start": Status.PASS,
+        "trial.transfer": Status.PASS,
+        "trial.abi": Status.UNKNOWN,
+        "trial.resume": Status.UNKNOWN,
+    }
+    failed = RemoteTrial()
+    failed.result.stages += [
+        Stage("source-start", True),
+        Stage("destination-start", False, "qemu: unsupported machine type"),
+    ]
+    (start,) = findings(failed)
+    assert start.status is Status.FAIL and "does not have the guest's machine type" in start.message
+
+
+def test_disagreement_is_shown_and_the_worse_verdict_wins() -> None:
+    from migcheck.findings import Finding, Status
+    from migcheck.trial.report import join
+    from migcheck.verdict import Verdict
+
+    static = (Finding("machine.type", Status.PASS, "ok"),)
+    trial = [Finding("trial.abi", Status.FAIL, "CPUID differs")]
+    merged, verdict = join(static, trial)
+    assert verdict is Verdict.UNSAFE
+    assert [f.id for f in merged] == ["machine.type", "trial.abi", "trial.disagreement"]
+    assert "migcheck defect" in merged[-1].message
+    merged, verdict = join(
+        (Finding("cpu.model", Status.FAIL, "no"),), [Finding("trial.start", Status.PASS, "ok")]
+    )
+    assert verdict is Verdict.UNSAFE and merged[-1].id == "trial.disagreement"
+    # An unknown trial is no disagreement, and never makes a safe static verdict safe.
+    merged, verdict = join(static, [Finding("trial.start", Status.UNKNOWN, "not run")])
+    assert verdict is Verdict.UNKNOWN and merged[-1].id == "trial.start"
