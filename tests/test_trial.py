@@ -370,3 +370,32 @@ def test_cli_json_through_trial_and_pair_trial(lab, hosts, tmp_path) -> None:
     assert result.exit_code == 1 and doc["verdict"] == "unsafe"
     assert abi["status"] == "fail" and "CPUID" in abi["message"]
     assert _wait_clean(lab, *hosts) == []
+
+
+def test_trial_of_a_running_guest_by_name(lab, hosts, tmp_path) -> None:
+    """--vm NAME: the source's probe reads the running guest's argv; its monitor and
+    pidfile are the real guest's and stay untouched, the skeleton gets its own."""
+    pidfile, sock = tmp_path / "real.pid", tmp_path / "real.qmp"
+    real = subprocess.Popen(
+        [
+            str(QEMU),
+            *("-name", "guest=mc-trial-vm", "-machine", "pc-q35-7.2", "-accel", "tcg"),
+            *("-m", "64", "-S", "-display", "none", "-nodefaults", "-no-user-config"),
+            *("-qmp", f"unix:{sock},server=on,wait=off", "-pidfile", str(pidfile)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outcome = commands.trial(hosts[0], hosts[0], _options(lab), vm_name="mc-trial-vm")
+        found = _trial_findings(outcome)
+        assert [f.status for f in found.values()] == [Status.PASS] * 4, found
+        assert real.poll() is None and sock.exists() and pidfile.exists()
+    finally:
+        real.kill()
+        real.wait(timeout=10)
+    assert _wait_clean(lab, *hosts) == []
