@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migcheck.catalog import Catalog, shipped_catalog
 from migcheck.errors import (
@@ -37,15 +38,24 @@ from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
 
+if TYPE_CHECKING:
+    from migcheck.hosts import HostRef
+    from migcheck.transport.ssh import SshSession
+
 # Called with each host's result as it completes (a progress bar ticks on it).
 Progress = Callable[[HostResult], None]
 GatherMany = Callable[[list[str]], list[HostResult]]
 
 
 def gather_many(
-    hosts: list[str], options: GatherOptions, progress: Progress | None = None
+    hosts: list[str],
+    options: GatherOptions,
+    progress: Progress | None = None,
+    session: SshSession | None = None,
 ) -> list[HostResult]:
-    with Gatherer(options) as gatherer:
+    """``session``: an SSH session to gather through (the trial's, which keeps each host's
+    connection for its agents); None: a session of the gathering's own."""
+    with Gatherer(options, session, borrowed=session is not None) as gatherer:
         return gatherer.gather_many(hosts, progress=progress)
 
 
@@ -128,16 +138,19 @@ def pair(
     vm_name: str | None = None,
     both_ways: bool = False,
     strict: bool = False,
+    session: SshSession | None = None,
 ) -> PairOutcome:
-    """Judge one guest from SRC to DST (and back with ``both_ways``)."""
+    """Judge one guest from SRC to DST (and back with ``both_ways``). ``session``: see
+    :func:`gather_many`."""
     if sum(x is not None for x in (cmdline, domain_xml, vm_name)) != 1:
         raise MigcheckError("give exactly one of --cmdline FILE, --domain-xml FILE and --vm NAME")
     if vm_name is None:
         vm = load_guest(cmdline, domain_xml)
-        facts = _pair_facts(gather_many([src, dst], options))
+        facts = _pair_facts(gather_many([src, dst], options, session=session))
     else:
         # Both hosts in parallel; the source's probe also reads the running guest's argv.
-        with Gatherer(options) as gatherer, ThreadPoolExecutor(2) as pool:
+        gatherer_ = Gatherer(options, session, borrowed=session is not None)
+        with gatherer_ as gatherer, ThreadPoolExecutor(2) as pool:
             first = pool.submit(gatherer.gather, src, vm=vm_name)
             second = pool.submit(gatherer.gather, dst)
             facts = [first.result(), second.result()]
@@ -418,11 +431,8 @@ def trial(
     SRC to DST over SSH (issue 23). The verdict is the worse of the two."""
     from dataclasses import replace
 
-    from migcheck.findings import Finding, Status
     from migcheck.hosts import parse_host
     from migcheck.transport.settings import SshSettings
-    from migcheck.trial import remote, report
-    from migcheck.trial.skeleton import build, disk_paths
 
     refs = [parse_host(h) for h in (src, dst)]
     for text, ref in zip((src, dst), refs, strict=True):
@@ -433,8 +443,46 @@ def trial(
             )
     if domain_xml is not None or (cmdline or "").endswith(".xml"):
         _trial_guest_check(load_guest(cmdline, domain_xml))
+    from migcheck.transport.ssh import SshSession
+
+    settings = options.ssh or SshSettings()
+    if settings.timeout != options.timeout:
+        settings = replace(settings, timeout=options.timeout)
+    with SshSession(settings) as session:
+        # One login per host: the probe's connection stays open for the trial's agents.
+        session.keep_connections = True
+        return _trial(
+            src, dst, refs, options, session, cmdline, domain_xml, vm_name, strict, trial_options
+        )
+
+
+def _trial(
+    src: str,
+    dst: str,
+    refs: list[HostRef],
+    options: GatherOptions,
+    session: SshSession,
+    cmdline: str | None,
+    domain_xml: str | None,
+    vm_name: str | None,
+    strict: bool,
+    trial_options: object | None,
+) -> PairOutcome:
+    from dataclasses import replace
+
+    from migcheck.findings import Finding, Status
+    from migcheck.trial import remote, report
+    from migcheck.trial.skeleton import build, disk_paths
+
     static = pair(
-        src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name, strict=strict
+        src,
+        dst,
+        options,
+        cmdline=cmdline,
+        domain_xml=domain_xml,
+        vm_name=vm_name,
+        strict=strict,
+        session=session,
     )
     vm = static.forward.vm
     _trial_guest_check(vm)
@@ -454,17 +502,14 @@ def trial(
         ]
     else:
         opts = trial_options if isinstance(trial_options, remote.TrialOptions) else None
-        from migcheck.transport.ssh import SshSession
-
-        with SshSession(options.ssh or SshSettings(timeout=options.timeout)) as session:
-            run, _ = remote.run(
-                session,
-                refs[0],
-                refs[1],
-                lambda sizes, reserve_off: build(vm, sizes, reserve_off=reserve_off),
-                opts or remote.TrialOptions(),
-                disk_paths(vm),
-            )
+        run, _ = remote.run(
+            session,
+            refs[0],
+            refs[1],
+            lambda sizes, reserve_off: build(vm, sizes, reserve_off=reserve_off),
+            opts or remote.TrialOptions(),
+            disk_paths(vm),
+        )
         found = report.findings(run)
     findings, verdict = report.join(static.forward.findings, found, strict=strict)
     forward = replace(static.forward, findings=findings, verdict=verdict)

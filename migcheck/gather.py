@@ -70,6 +70,7 @@ class Gatherer:
 
     options: GatherOptions = field(default_factory=GatherOptions)
     _ssh: SshSession | None = None
+    borrowed: bool = False  # _ssh is the caller's (a trial's): close() leaves it open
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -92,7 +93,7 @@ class Gatherer:
         return self._ssh
 
     def close(self) -> None:
-        if self._ssh is not None:
+        if self._ssh is not None and not self.borrowed:
             self._ssh.close()
             self._ssh = None
 

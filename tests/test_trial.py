@@ -399,3 +399,19 @@ def test_trial_of_a_running_guest_by_name(lab, hosts, tmp_path) -> None:
         real.kill()
         real.wait(timeout=10)
     assert _wait_clean(lab, *hosts) == []
+
+
+def test_one_login_per_host(lab, hosts, tmp_path) -> None:
+    """The probe, both agents and the stream share one SSH connection per host."""
+
+    def logins() -> list[int]:
+        return [lab.hosts[h].log().count("Accepted publickey") for h in hosts]
+
+    before = logins()
+    line = BASE.format(machine="pc-q35-7.2") + " -device virtio-net-pci,netdev=n0"
+    outcome = commands.trial(
+        *hosts, _options(lab), cmdline=_write(tmp_path, line + " -netdev user,id=n0")
+    )
+    assert outcome.verdict is Verdict.SAFE
+    assert [a - b for a, b in zip(logins(), before, strict=True)] == [1, 1]
+    assert _wait_clean(lab, *hosts) == []

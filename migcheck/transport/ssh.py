@@ -273,9 +273,21 @@ class SshSession:
         self._jumps: dict[str, paramiko.Transport] = {}
         self._jump_lock = threading.RLock()  # multi-hop ProxyJump re-enters
         self._agent: paramiko.Agent | None = None
+        # keep_connections: the probe's connection stays open for a later connect() to the
+        # same host (a trial logs into each host once: probe, agents, stream).
+        self.keep_connections = False
+        # Per host, every connection made (two threads may connect at once); all closed by
+        # close(), the first active one reused.
+        self._kept: dict[HostRef, list[tuple[paramiko.Transport, Endpoint]]] = {}
+        self._kept_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
+        with self._kept_lock:
+            for kept in self._kept.values():
+                for t, _ in kept:
+                    t.close()
+            self._kept.clear()
         with self._jump_lock:
             for t in self._jumps.values():
                 t.close()
@@ -441,6 +453,9 @@ class SshSession:
         settings = self.settings
         ep = resolve(ref, settings, self.config)
         deadline = _Deadline(settings.timeout)
+        if self.keep_connections:
+            transport, ep = self.connect(ref)
+            return self._exec(transport, ep, script, deadline)
         transport = self._connect(ep, deadline)
         try:
             return self._exec(transport, ep, script, deadline)
@@ -448,10 +463,25 @@ class SshSession:
             transport.close()
 
     def connect(self, ref: HostRef) -> tuple[paramiko.Transport, Endpoint]:
-        """One authenticated connection to ``ref`` (the caller closes it): the trial opens
-        its channels on it, so a host is logged into once."""
+        """An authenticated connection to ``ref``. With ``keep_connections`` it is the
+        session's (closed by :meth:`close`, reused by every call for the same host);
+        otherwise the caller closes it."""
+        if self.keep_connections:
+            with self._kept_lock:
+                for kept in self._kept.get(ref, []):
+                    if kept[0].is_active():
+                        return kept
         ep = resolve(ref, self.settings, self.config)
-        return self._connect(ep, _Deadline(self.settings.timeout)), ep
+        transport = self._connect(ep, _Deadline(self.settings.timeout))
+        if self.keep_connections:
+            with self._kept_lock:
+                self._kept.setdefault(ref, []).append((transport, ep))
+        return transport, ep
+
+    def owns(self, transport: paramiko.Transport) -> bool:
+        """True when :meth:`close` closes ``transport`` (a kept connection)."""
+        with self._kept_lock:
+            return any(t is transport for kept in self._kept.values() for t, _ in kept)
 
     def start_agent(
         self, transport: paramiko.Transport, ep: Endpoint, program: str, timeout: float

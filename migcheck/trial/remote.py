@@ -199,7 +199,7 @@ class Side:
         else:
             assert ref is not None
             self.transport, self.ep = session.connect(ref)
-            self.owns = True
+            self.owns = not session.owns(self.transport)
         self.control = Agent(session, self.transport, self.ep)
         self.control.send({"role": "control", "lifetime": int(lifetime)})
         self.streams: list[Agent] = []
