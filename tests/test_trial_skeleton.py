@@ -265,3 +265,18 @@ def test_disagreement_is_shown_and_the_worse_verdict_wins() -> None:
     # An unknown trial is no disagreement, and never makes a safe static verdict safe.
     merged, verdict = join(static, [Finding("trial.start", Status.UNKNOWN, "not run")])
     assert verdict is Verdict.UNKNOWN and merged[-1].id == "trial.start"
+
+
+def test_a_start_the_host_could_not_give_is_unknown_not_unsafe() -> None:
+    from migcheck.trial.remote import started
+
+    assert started(None) is True
+    assert started("destination QEMU exited (1): qemu: unsupported machine type") is False
+    assert started("qemu: Property 'virtio-net-pci.host_uso' not found") is False
+    for text in (
+        "migcheck agent: cannot create a private network namespace (root?)",
+        "-netdev tap,id=n0: could not open /dev/net/tun: No such file or directory",
+        "Could not access KVM kernel module: Permission denied\nfailed to initialize kvm",
+        "cannot set up guest memory 'pc.ram': Cannot allocate memory",
+    ):
+        assert started(text) is None, text

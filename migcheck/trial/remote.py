@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import threading
 import time
@@ -278,6 +279,23 @@ def run(
         trial.result.seconds = time.monotonic() - started
 
 
+# A skeleton that could not start for want of a host resource or permission says nothing
+# about the migration: unknown, not unsafe (issue 23, section 3).
+_ENVIRONMENT = re.compile(
+    r"cannot create a private network namespace|/dev/net/tun|/dev/kvm|Permission denied|"
+    r"Operation not permitted|Cannot allocate memory|cannot set up guest memory|"
+    r"no QEMU found|the connection to .* dropped|no answer within"
+)
+
+
+def started(error: str | None) -> bool | None:
+    """Stage verdict for a QEMU start: True, False (QEMU refused the guest) or None (the
+    host could not give the skeleton what it needs: the trial did not really run)."""
+    if error is None:
+        return True
+    return None if _ENVIRONMENT.search(error) else False
+
+
 def _same_build(
     session: SshSession,
     sides: list[Side],
@@ -375,7 +393,7 @@ def _stages(
     stages = trial.result.stages
     timeout = options.step_timeout
     error = _start(src, skeleton.argv, skeleton.uses_tap, timeout)
-    stages.append(Stage("source-start", error is None, error or src.ep.alias))
+    stages.append(Stage("source-start", started(error), error or src.ep.alias))
     if error:
         return
     # -S: the destination stays paused after loading, so its ABI is read at the guest
@@ -386,7 +404,7 @@ def _stages(
             _qmp(dst, "migrate-incoming", {"uri": f"unix:{dst.dir}/in.sock"}, timeout)
         except QmpError as err:
             error = str(err)
-    stages.append(Stage("destination-start", error is None, error or dst.ep.alias))
+    stages.append(Stage("destination-start", started(error), error or dst.ep.alias))
     if error:
         return
     assert src.dir is not None and dst.dir is not None
