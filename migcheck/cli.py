@@ -120,6 +120,17 @@ AcceptUnreviewedOpt = Annotated[
         "(a warning instead of unknown).",
     ),
 ]
+MaxMemoryOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-memory",
+        help="Refuse a trial of a guest with more memory than this (e.g. 64G); raise it to "
+        "accept a bigger skeleton.",
+    ),
+]
+StepTimeoutOpt = Annotated[
+    float, typer.Option("--step-timeout", min=1.0, help="Trial: deadline per step, seconds.")
+]
 
 _SHARED: tuple[tuple[str, Any, Any], ...] = (
     (
@@ -449,6 +460,16 @@ def _check_output(output: Path | None) -> None:
 # --- commands ------------------------------------------------------------------------------
 
 
+def _trial_options(max_memory: str, step_timeout: float) -> Any:
+    from migcheck.trial.remote import TrialOptions
+    from migcheck.trial.skeleton import parse_memory
+
+    size = parse_memory(max_memory, default_unit="g")
+    if size is None:
+        raise MigcheckError(f"--max-memory {max_memory!r}: expected a size such as 64G")
+    return TrialOptions(step_timeout=step_timeout, max_memory=size)
+
+
 @app.command()
 @gathers()
 def pair(
@@ -472,32 +493,63 @@ def pair(
     strict: StrictOpt = False,
     accept_unreviewed_qemu: AcceptUnreviewedOpt = False,
     output: OutputOpt = None,
+    run_trial: Annotated[
+        bool,
+        typer.Option(
+            "--trial", help="Also migrate a skeleton of the guest for real (see `trial`)."
+        ),
+    ] = False,
+    max_memory: MaxMemoryOpt = "64G",
+    step_timeout: StepTimeoutOpt = 30.0,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
-    from migcheck.report.formats import PAIR_FORMATS, render_pair
+    from migcheck.report.formats import PAIR_FORMATS
 
     files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
     try:
-        outcome = commands.pair(
-            src,
-            dst,
-            options,
-            cmdline=cmdline,
-            domain_xml=domain_xml,
-            vm_name=vm_name,
-            both_ways=both_ways,
-            strict=strict,
-            accept_unreviewed_qemu=accept_unreviewed_qemu,
-        )
+        if run_trial:
+            if both_ways:
+                raise MigcheckError("--trial judges one direction: drop --both-ways")
+            outcome = commands.trial(
+                src,
+                dst,
+                options,
+                cmdline=cmdline,
+                domain_xml=domain_xml,
+                vm_name=vm_name,
+                strict=strict,
+                trial_options=_trial_options(max_memory, step_timeout),
+            )
+        else:
+            outcome = commands.pair(
+                src,
+                dst,
+                options,
+                cmdline=cmdline,
+                domain_xml=domain_xml,
+                vm_name=vm_name,
+                both_ways=both_ways,
+                strict=strict,
+                accept_unreviewed_qemu=accept_unreviewed_qemu,
+            )
     except MigcheckError as err:
         _fail(err)
+    _emit_pair(outcome, files, to_stdout, fmt.value)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _emit_pair(
+    outcome: commands.PairOutcome, files: list[tuple[Path, str]], to_stdout: bool, fmt: str
+) -> None:
+    from migcheck.report.formats import render_pair
+
     for path, kind in files:
         _emit(render_pair(kind, outcome.forward, outcome.reverse, outcome.verdict, _stdout()), path)
     if to_stdout:
         with _pipe_safe():
             _emit(
                 render_pair(
-                    fmt.value,
+                    fmt,
                     outcome.forward,
                     outcome.reverse,
                     outcome.verdict,
@@ -505,6 +557,63 @@ def pair(
                     verbose=_VERBOSE,
                 )
             )
+
+
+@app.command()
+@gathers()
+def trial(
+    src: Annotated[str, typer.Argument(help="Source HOST: [user@]name[:port] (SSH).")],
+    dst: Annotated[str, typer.Argument(help="Destination HOST (SSH).")],
+    options: GatherOptions,
+    cmdline: CmdlineOpt = None,
+    domain_xml: DomainXmlOpt = None,
+    vm_name: Annotated[
+        str | None,
+        typer.Option("--vm", help="Try the running guest NAME on SRC (its real argv)."),
+    ] = None,
+    fmt: Annotated[
+        PairFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = PairFormat.table,
+    strict: StrictOpt = False,
+    show: Annotated[
+        bool,
+        typer.Option("--show", help="Print both skeleton command lines and run nothing."),
+    ] = False,
+    max_memory: MaxMemoryOpt = "64G",
+    step_timeout: StepTimeoutOpt = 30.0,
+    output: OutputOpt = None,
+) -> None:
+    """Prove the verdict: migrate a throwaway skeleton of the guest (same ABI, null disks,
+    networks and chardevs) from SRC to DST over SSH, next to the static checks.
+
+    Nothing of the real guest is touched; everything started is removed afterwards. A trial
+    that cannot run (refused device, not enough memory) is unknown (exit 3), never safe."""
+    from migcheck.report.formats import PAIR_FORMATS
+
+    files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
+    try:
+        if show:
+            vm = None
+            if vm_name is not None:
+                from migcheck.gather import running_guest
+
+                facts = commands._pair_facts(commands.gather_many([src], options))
+                vm = running_guest(facts[0], vm_name)
+            sys.stdout.write(commands.trial_show(cmdline, domain_xml, vm))
+            raise typer.Exit(0)
+        outcome = commands.trial(
+            src,
+            dst,
+            options,
+            cmdline=cmdline,
+            domain_xml=domain_xml,
+            vm_name=vm_name,
+            strict=strict,
+            trial_options=_trial_options(max_memory, step_timeout),
+        )
+    except MigcheckError as err:
+        _fail(err)
+    _emit_pair(outcome, files, to_stdout, fmt.value)
     raise typer.Exit(outcome.exit_code)
 
 

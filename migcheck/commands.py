@@ -41,6 +41,8 @@ from migcheck.vm import VmSpec
 if TYPE_CHECKING:  # the fleet's modules cost ~6 ms to import; pair and host never need them
     from migcheck.fleet import Assumption, Change, FleetResult
     from migcheck.fleetload import LoadedFleet, LoadProgress
+    from migcheck.hosts import HostRef
+    from migcheck.transport.ssh import SshSession
 
 # Called with each host's result as it completes (a progress bar ticks on it).
 Progress = Callable[[HostResult], None]
@@ -48,9 +50,14 @@ GatherMany = Callable[[list[str]], list[HostResult]]
 
 
 def gather_many(
-    hosts: list[str], options: GatherOptions, progress: Progress | None = None
+    hosts: list[str],
+    options: GatherOptions,
+    progress: Progress | None = None,
+    session: SshSession | None = None,
 ) -> list[HostResult]:
-    with Gatherer(options) as gatherer:
+    """``session``: an SSH session to gather through (the trial's, which keeps each host's
+    connection for its agents); None: a session of the gathering's own."""
+    with Gatherer(options, session, borrowed=session is not None) as gatherer:
         return gatherer.gather_many(hosts, progress=progress)
 
 
@@ -134,18 +141,21 @@ def pair(
     both_ways: bool = False,
     strict: bool = False,
     accept_unreviewed_qemu: bool = False,
+    session: SshSession | None = None,
 ) -> PairOutcome:
-    """Judge one guest from SRC to DST (and back with ``both_ways``)."""
+    """Judge one guest from SRC to DST (and back with ``both_ways``). ``session``: see
+    :func:`gather_many`."""
     if sum(x is not None for x in (cmdline, domain_xml, vm_name)) != 1:
         raise MigcheckError("give exactly one of --cmdline FILE, --domain-xml FILE and --vm NAME")
     if vm_name is None:
         vm = load_guest(cmdline, domain_xml)
-        facts = _pair_facts(gather_many([src, dst], options))
+        facts = _pair_facts(gather_many([src, dst], options, session=session))
     else:
         # Both hosts in parallel; the source's probe also reads the running guest's argv.
         from concurrent.futures import ThreadPoolExecutor  # ~8 ms: only when hosts are probed
 
-        with Gatherer(options) as gatherer, ThreadPoolExecutor(2) as pool:
+        gatherer_ = Gatherer(options, session, borrowed=session is not None)
+        with gatherer_ as gatherer, ThreadPoolExecutor(2) as pool:
             first = pool.submit(gatherer.gather, src, vm=vm_name)
             second = pool.submit(gatherer.gather, dst)
             facts = [first.result(), second.result()]
@@ -553,3 +563,136 @@ def portable(
     return make_portable(
         vm, facts, catalog, use_platform=use_platform, accept_unreviewed=accept_unreviewed_qemu
     )
+
+
+# --- trial -----------------------------------------------------------------------------------
+
+
+def _trial_guest_check(vm: VmSpec) -> None:
+    if not vm.text:
+        raise InputError(
+            f"{vm.source}: a trial needs the guest's QEMU command line; migcheck's domain XML "
+            "conversion does not carry the memory size and vCPU topology the skeleton must "
+            "keep. Convert it on a libvirt host (virsh domxml-to-native qemu-argv FILE > "
+            "guest.args) and give --cmdline guest.args"
+        )
+
+
+def trial_show(
+    cmdline: str | None = None, domain_xml: str | None = None, vm: VmSpec | None = None
+) -> str:
+    """Both skeleton command lines (``trial --show``): what would run on each host."""
+    from migcheck.trial.skeleton import build
+
+    spec = vm if vm is not None else load_guest(cmdline, domain_xml)
+    _trial_guest_check(spec)
+    sk = build(spec)
+    lines = [f"# source ({spec.source}); disk sizes are read on the source at trial time"]
+    lines.append(sk.command_line())
+    lines.append("# destination")
+    lines.append(sk.command_line() + " -S -incoming defer")
+    for note in sk.notes:
+        lines.append(f"# note: {note}")
+    for reason in sk.refused:
+        lines.append(f"# REFUSED: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def trial(
+    src: str,
+    dst: str,
+    options: GatherOptions,
+    *,
+    cmdline: str | None = None,
+    domain_xml: str | None = None,
+    vm_name: str | None = None,
+    strict: bool = False,
+    trial_options: object | None = None,
+) -> PairOutcome:
+    """The static judgment of ``pair`` plus a real migration of the guest's skeleton from
+    SRC to DST over SSH (issue 23). The verdict is the worse of the two."""
+    from dataclasses import replace
+
+    from migcheck.hosts import parse_host
+    from migcheck.transport.settings import SshSettings
+
+    refs = [parse_host(h) for h in (src, dst)]
+    for text, ref in zip((src, dst), refs, strict=True):
+        if ref.kind != "ssh":
+            raise InputError(
+                f"trial: {text} is not an SSH host: a trial runs QEMU on both hosts "
+                "([user@]name[:port] or ssh://...)"
+            )
+    if domain_xml is not None or (cmdline or "").endswith(".xml"):
+        _trial_guest_check(load_guest(cmdline, domain_xml))
+    from migcheck.transport.ssh import SshSession
+
+    settings = options.ssh or SshSettings()
+    if settings.timeout != options.timeout:
+        settings = replace(settings, timeout=options.timeout)
+    with SshSession(settings) as session:
+        # One login per host: the probe's connection stays open for the trial's agents.
+        session.keep_connections = True
+        return _trial(
+            src, dst, refs, options, session, cmdline, domain_xml, vm_name, strict, trial_options
+        )
+
+
+def _trial(
+    src: str,
+    dst: str,
+    refs: list[HostRef],
+    options: GatherOptions,
+    session: SshSession,
+    cmdline: str | None,
+    domain_xml: str | None,
+    vm_name: str | None,
+    strict: bool,
+    trial_options: object | None,
+) -> PairOutcome:
+    from dataclasses import replace
+
+    from migcheck.findings import Finding, Status
+    from migcheck.trial import remote, report
+    from migcheck.trial.skeleton import build, disk_paths
+
+    static = pair(
+        src,
+        dst,
+        options,
+        cmdline=cmdline,
+        domain_xml=domain_xml,
+        vm_name=vm_name,
+        strict=strict,
+        session=session,
+    )
+    vm = static.forward.vm
+    _trial_guest_check(vm)
+    blockers = [
+        f for f in static.forward.findings if f.id.startswith("blocker") and f.status is Status.FAIL
+    ]
+    if blockers:
+        # QEMU would refuse the migration: nothing to learn, and nothing is started.
+        found = [
+            Finding(
+                "trial.start",
+                Status.UNKNOWN,
+                "the trial did not run: the guest has a migration blocker ("
+                + "; ".join(f.message for f in blockers)[:400]
+                + ")",
+            )
+        ]
+    else:
+        opts = trial_options if isinstance(trial_options, remote.TrialOptions) else None
+        run, _ = remote.run(
+            session,
+            refs[0],
+            refs[1],
+            lambda sizes, reserve_off: build(vm, sizes, reserve_off=reserve_off),
+            opts or remote.TrialOptions(),
+            disk_paths(vm),
+        )
+        found = report.findings(run)
+    findings, verdict = report.join(static.forward.findings, found, strict=strict)
+    forward = replace(static.forward, findings=findings, verdict=verdict)
+    return PairOutcome(forward, None, verdict)

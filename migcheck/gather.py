@@ -171,6 +171,7 @@ class Gatherer:
     _ssh: SshSession | None = None
     # One-paragraph messages for the user (a refused probe cache), each once per run.
     notices: list[str] = field(default_factory=list)
+    borrowed: bool = False  # _ssh is the caller's (a trial's): close() leaves it open
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -193,7 +194,7 @@ class Gatherer:
         return self._ssh
 
     def close(self) -> None:
-        if self._ssh is not None:
+        if self._ssh is not None and not self.borrowed:
             self._ssh.close()
             self._ssh = None
 

@@ -24,6 +24,7 @@ REPORT_ORDER = (
     "host",
     "blocker",
     "qemu",
+    "trial",
 )
 
 from migcheck.checks import (  # noqa: E402, F401  (importing registers the checks)
@@ -40,6 +41,7 @@ from migcheck.checks import (  # noqa: E402, F401  (importing registers the chec
     machine,
     platform,
     qemu,
+    trial,
 )
 
 

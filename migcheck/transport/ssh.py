@@ -43,6 +43,16 @@ _FIND_PYTHON = (
 )
 REMOTE_COMMAND = _FIND_PYTHON.format(sudo="")
 REMOTE_COMMAND_SUDO = _FIND_PYTHON.format(sudo="sudo -n ")
+# The trial's agent (migcheck/trial/agent.py) keeps stdin open after its text: the Python
+# reads a length line and that many bytes of program, then the rest of stdin is the agent's.
+# Fixed text as well.
+_AGENT_BOOT = (
+    "import sys;n=int(sys.stdin.buffer.readline());"
+    'exec(compile(sys.stdin.buffer.read(n),"migcheck-agent","exec"))'
+)
+_FIND_PYTHON_AGENT = _FIND_PYTHON.replace('"$p" -;', '"$p" -c \'' + _AGENT_BOOT + "';")
+REMOTE_AGENT_COMMAND = _FIND_PYTHON_AGENT.format(sudo="")
+REMOTE_AGENT_COMMAND_SUDO = _FIND_PYTHON_AGENT.format(sudo="sudo -n ")
 NO_PYTHON_EXIT = 127
 
 # paramiko's transport thread logs every failed handshake with a traceback at ERROR; with no
@@ -368,9 +378,21 @@ class SshSession:
         self._jumps: dict[str, paramiko.Transport] = {}
         self._jump_lock = threading.RLock()  # multi-hop ProxyJump re-enters
         self._agent: paramiko.Agent | None = None
+        # keep_connections: the probe's connection stays open for a later connect() to the
+        # same host (a trial logs into each host once: probe, agents, stream).
+        self.keep_connections = False
+        # Per host, every connection made (two threads may connect at once); all closed by
+        # close(), the first active one reused.
+        self._kept: dict[HostRef, list[tuple[paramiko.Transport, Endpoint]]] = {}
+        self._kept_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
+        with self._kept_lock:
+            for kept in self._kept.values():
+                for t, _ in kept:
+                    t.close()
+            self._kept.clear()
         with self._jump_lock:
             for t in self._jumps.values():
                 t.close()
@@ -540,6 +562,11 @@ class SshSession:
         ep = resolve(ref, settings, self.config)
         deadline = _Deadline(settings.timeout)
         log.info("%s: connecting to %s", ref.name, ep.label)
+        if self.keep_connections:  # a trial: the probe's connection stays for its agents
+            transport, ep = self.connect(ref)
+            if callable(script):
+                script = script(self.identity(transport, ep))
+            return self._exec(transport, ep, script, deadline)
         transport = self._connect(ep, deadline)
         log.info("%s: authenticated as %s; running the probe", ref.name, ep.user)
         # paramiko waits for the exec request's reply without a timeout: at the deadline
@@ -589,6 +616,42 @@ class SshSession:
             "ssh_config": str(Path(config).resolve()),
             "host_key": f"{key.get_name()} SHA256:{digest}",
         }
+
+    def connect(self, ref: HostRef) -> tuple[paramiko.Transport, Endpoint]:
+        """An authenticated connection to ``ref``. With ``keep_connections`` it is the
+        session's (closed by :meth:`close`, reused by every call for the same host);
+        otherwise the caller closes it."""
+        if self.keep_connections:
+            with self._kept_lock:
+                for kept in self._kept.get(ref, []):
+                    if kept[0].is_active():
+                        return kept
+        ep = resolve(ref, self.settings, self.config)
+        transport = self._connect(ep, _Deadline(self.settings.timeout))
+        if self.keep_connections:
+            with self._kept_lock:
+                self._kept.setdefault(ref, []).append((transport, ep))
+        return transport, ep
+
+    def owns(self, transport: paramiko.Transport) -> bool:
+        """True when :meth:`close` closes ``transport`` (a kept connection)."""
+        with self._kept_lock:
+            return any(t is transport for kept in self._kept.values() for t, _ in kept)
+
+    def start_agent(
+        self, transport: paramiko.Transport, ep: Endpoint, program: str, timeout: float
+    ) -> paramiko.Channel:
+        """A channel running ``program`` as the trial agent, its stdin left open."""
+        command = REMOTE_AGENT_COMMAND_SUDO if self.settings.sudo else REMOTE_AGENT_COMMAND
+        data = program.encode("utf-8")
+        try:
+            chan = transport.open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            chan.sendall(b"%d\n" % len(data) + data)
+        except (paramiko.SSHException, OSError) as exc:
+            raise HostError(ep.alias, f"could not start the trial agent: {exc}") from None
+        return chan
 
     def _exec(self, t: paramiko.Transport, ep: Endpoint, script: str, dl: _Deadline) -> str:
         command = REMOTE_COMMAND_SUDO if self.settings.sudo else REMOTE_COMMAND
