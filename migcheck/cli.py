@@ -12,7 +12,6 @@ import contextlib
 import functools
 import inspect
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -300,18 +299,21 @@ _VERBOSE = False  # --verbose: passes unfolded in tables, SSH steps on stderr
 def _set_verbose(on: bool) -> None:
     global _VERBOSE
     _VERBOSE = on
+    if not on and "logging" not in sys.modules:
+        return  # nothing was set up; logging costs ~4 ms to import
+    import logging
+
+    class _StderrHandler(logging.Handler):
+        """Writes to the current ``sys.stderr`` (not the one at setup), one line a step."""
+
+        def emit(self, record: Any) -> None:
+            with contextlib.suppress(OSError, ValueError):  # stderr closed: steps optional
+                sys.stderr.write(f"migcheck ssh: {record.getMessage()}\n")
+
     logger = logging.getLogger("migcheck.ssh")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+    if on and not any(type(h).__name__ == "_StderrHandler" for h in logger.handlers):
         logger.addHandler(_StderrHandler())
     logger.setLevel(logging.INFO if on else logging.WARNING)
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (not the one at setup), one line per step."""
-
-    def emit(self, record: Any) -> None:
-        with contextlib.suppress(OSError, ValueError):  # stderr closed: steps are optional
-            sys.stderr.write(f"migcheck ssh: {record.getMessage()}\n")
 
 
 def _options(
@@ -330,12 +332,15 @@ def _options(
     jobs: int,
 ) -> GatherOptions:
     from migcheck.transport.settings import SshSettings
-    from migcheck.transport.sshconfig import SshConfigError, parse_option
 
-    try:
-        parsed = tuple(parse_option(o) for o in ssh_option or ())
-    except SshConfigError as exc:
-        _fail(MigcheckError(str(exc)))  # exit 2: a usage error, said before any connection
+    parsed: tuple[Any, ...] = ()
+    if ssh_option:  # the ssh_config resolver is only needed when something reaches SSH
+        from migcheck.transport.sshconfig import SshConfigError, parse_option
+
+        try:
+            parsed = tuple(parse_option(o) for o in ssh_option)
+        except SshConfigError as exc:
+            _fail(MigcheckError(str(exc)))  # exit 2: a usage error, before any connection
     ssh = SshSettings(
         config_file=ssh_config,
         identities=tuple(identity or ()),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migcheck.errors import InputError
+from migcheck.textsafe import may_hold_control
 
 if TYPE_CHECKING:
     from migcheck.build import BuildData
@@ -353,6 +354,7 @@ def load_facts(path: str | Path) -> Facts:
     except OSError as exc:
         raise InputError(f"{origin}: cannot read facts file: {exc.strerror or exc}") from None
     check_structure(raw, origin)
+    scrub = may_hold_control(raw)
     try:
         text = raw.decode("utf-8")
         del raw  # the text alone while parsing: one copy of the document, not two
@@ -371,7 +373,9 @@ def load_facts(path: str | Path) -> Facts:
     except ValueError as exc:  # e.g. an integer longer than int() accepts
         raise FactsError(origin, f"not valid JSON ({str(exc).split(':')[0]})") from None
     doc = _split_build(doc, origin)
-    return Facts(validate(_scrubbed(doc, origin), origin), origin, str(p.parent))
+    if scrub:
+        doc = _scrubbed(doc, origin)
+    return Facts(validate(doc, origin), origin, str(p.parent))
 
 
 def _split_build(doc: Any, origin: str) -> Any:

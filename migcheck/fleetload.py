@@ -37,11 +37,8 @@ from migcheck import __version__
 from migcheck.errors import InputError
 from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, _scrubbed, load_facts, validate
 from migcheck.gather import CACHE_FORMAT
+from migcheck.textsafe import may_hold_control
 
-# Bytes after which a document may hold a character scrub_tree would replace: a JSON escape
-# of a control character (\u00XX, \b, \f, \r), DEL, or a UTF-8 C1 control (0xC2 0x80-0x9F).
-# Any of them (or a false alarm such as "\u00e9") sends the file down the full path.
-_SUSPECT = (b"\\u00", b"\\b", b"\\f", b"\\r", b"\x7f", b"\xc2")
 _CUT = b',\n "'  # between top-level members, as gather and the probe cache write them
 _PREFIX = 64
 _SHARE_MIN = 2048  # smaller sections are parsed each time: caching them costs more
@@ -69,9 +66,7 @@ def _cache_entry_facts(raw: bytes, path: str) -> Facts:
 
 
 def _suspect(raw: bytes) -> bool:
-    if b"\x7f" in raw or b"\xc2" in raw:
-        return True
-    return b"\\" in raw and any(s in raw for s in _SUSPECT)
+    return may_hold_control(raw)
 
 
 class SectionReader:

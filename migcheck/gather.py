@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -346,7 +345,12 @@ class Gatherer:
             cache_note.pop("stored_unix", None)
             cache_note["used"] = False
         doc["probe"] = dict(doc.get("probe") or {}, cache=cache_note)
-        name = socket.gethostname() if ref.kind == "local" else ref.name
+        if ref.kind == "local":
+            import socket  # only a local probe needs this machine's name
+
+            name = socket.gethostname()
+        else:
+            name = ref.name
         doc["host"] = {
             "name": name,
             "target": ref.text,

@@ -31,6 +31,19 @@ def scrub_line(text: str) -> str:
     return _CONTROL_IN_DATA.sub(lambda m: _BLANKS.get(m[0], REPLACEMENT), text)
 
 
+# Raw JSON bytes that may decode to a character scrub_tree replaces: a JSON escape of a
+# control character (\u00XX covers \u007f and C1 too; \b \f \n \r \t), a raw DEL, or
+# a UTF-8 C1 control (0xC2 0x80-0x9F). JSON cannot hold raw bytes below 0x20 in a string.
+_RAW_SUSPECT = (b"\\u00", b"\\b", b"\\f", b"\\n", b"\\r", b"\\t", b"\x7f", b"\xc2")
+
+
+def may_hold_control(raw: bytes | str) -> bool:
+    """False when the JSON text cannot decode to any control character, so scrub_tree would
+    return the document unchanged (it costs ~10 ms on a facts file; this check ~0.1 ms)."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return any(s in data for s in _RAW_SUSPECT)
+
+
 def scrub_tree(value: Any) -> Any:
     """A JSON-like tree with every string (keys included) made one clean line.
 

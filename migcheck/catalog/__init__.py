@@ -12,7 +12,6 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -469,6 +468,8 @@ def cached_catalog(base: Path) -> Catalog:
     catalog = load_catalog(base)
     if path is not None:
         try:
+            import tempfile  # only when the parse is written: a cache hit never needs it
+
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-")
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(catalog, f, protocol=pickle.HIGHEST_PROTOCOL)
