@@ -435,6 +435,7 @@ def _plan_outputs(
                     f"the format it should hold: {usable}"
                 )
             )
+        _check_output(path)  # exit 2 before any host is contacted
         plan.append((path, chosen))
     return plan, stdout
 
@@ -1034,8 +1035,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        _stderr().print("migcheck: interrupted", markup=False)
-        sys.exit(130)
+        # DESIGN.md: an interrupted run is unknown (3), never safe; fleet reports what it
+        # judged first (complete: false), every other command has nothing to report.
+        _stderr().print("migcheck: interrupted: nothing was judged to the end", markup=False)
+        sys.exit(EXIT_UNKNOWN)
     except MigcheckError as err:
         _stderr().print(f"migcheck: {err}", markup=False)
         sys.exit(err.exit_code)

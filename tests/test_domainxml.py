@@ -1280,7 +1280,7 @@ def test_cli_accepts_domain_xml_where_it_accepts_command_lines(tmp_path):
     assert doc["vm"]["machine"]["type"] == "pc-q35-7.2" and doc["vm"]["cpu"]["model"] == "host"
     assert any(c["id"] == "blocker.vfio-pci" and c["status"] == "fail" for c in doc["checks"])
     fleet = runner.invoke(app, ["fleet", host, "--domain-xml", str(xml), "-f", "json"])
-    assert fleet.exit_code == 0  # one host: no migration to judge
+    assert fleet.exit_code == 3  # one host: no migration to judge, which is unknown, never 0
     shown = runner.invoke(app, ["cmdline", str(xml), "--format", "json"])
     assert _json.loads(shown.stdout)["devices"][0]["driver"] == "vfio-pci"
     # portable reads the XML too (issue 24): the host device makes it not portable (exit 1).
