@@ -1029,16 +1029,24 @@ def _root(
     """Can this QEMU/KVM guest live-migrate safely from one host to another?"""
 
 
+def _interrupted() -> NoReturn:
+    _stderr().print("migcheck: interrupted: nothing was judged to the end", markup=False)
+    sys.exit(EXIT_UNKNOWN)
+
+
 def main() -> None:
     if os.environ.get("TERM") == "dumb":
         os.environ.setdefault("NO_COLOR", "1")
     try:
         app()
-    except KeyboardInterrupt:
-        # DESIGN.md: an interrupted run is unknown (3), never safe; fleet reports what it
-        # judged first (complete: false), every other command has nothing to report.
-        _stderr().print("migcheck: interrupted: nothing was judged to the end", markup=False)
-        sys.exit(EXIT_UNKNOWN)
+    except SystemExit as done:
+        # typer turns Ctrl-C inside a command into exit 130; DESIGN.md says an interrupted
+        # run is unknown (3), never safe (fleet has already printed what it judged).
+        if done.code != 130:
+            raise
+        _interrupted()
+    except KeyboardInterrupt:  # between commands, before typer took over
+        _interrupted()
     except MigcheckError as err:
         _stderr().print(f"migcheck: {err}", markup=False)
         sys.exit(err.exit_code)
