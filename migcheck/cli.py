@@ -63,6 +63,9 @@ class PairFormat(str, Enum):
     markdown = "markdown"
 
 
+PairFormatOpt = Annotated[PairFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
 class DocFormat(str, Enum):
     table = "table"
     json = "json"
@@ -111,6 +114,10 @@ DomainXmlOpt = Annotated[
     typer.Option("--domain-xml", "-x", help="libvirt domain XML of the guest (virsh dumpxml)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as unsafe.")]
+VmOpt = Annotated[
+    str | None,
+    typer.Option("--vm", help="Judge the running guest NAME on SRC (its real argv)."),
+]
 AcceptUnreviewedOpt = Annotated[
     bool,
     typer.Option(
@@ -486,13 +493,8 @@ def pair(
     options: GatherOptions,
     cmdline: CmdlineOpt = None,
     domain_xml: DomainXmlOpt = None,
-    vm_name: Annotated[
-        str | None,
-        typer.Option("--vm", help="Judge the running guest NAME on SRC (its real argv)."),
-    ] = None,
-    fmt: Annotated[
-        PairFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = PairFormat.table,
+    vm_name: VmOpt = None,
+    fmt: PairFormatOpt = PairFormat.table,
     both_ways: Annotated[
         bool, typer.Option("--both-ways", help="Also check the way back.")
     ] = False,
@@ -517,15 +519,9 @@ def pair(
             if both_ways:
                 raise MigcheckError("--trial judges one direction: drop --both-ways")
             outcome = commands.trial(
-                src,
-                dst,
-                options,
-                cmdline=cmdline,
-                domain_xml=domain_xml,
-                vm_name=vm_name,
-                strict=strict,
-                trial_options=_trial_options(max_memory, step_timeout),
-            )
+                src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name,
+                strict=strict, trial_options=_trial_options(max_memory, step_timeout),
+            )  # fmt: skip
         else:
             outcome = commands.pair(
                 src,
@@ -573,13 +569,8 @@ def trial(
     options: GatherOptions,
     cmdline: CmdlineOpt = None,
     domain_xml: DomainXmlOpt = None,
-    vm_name: Annotated[
-        str | None,
-        typer.Option("--vm", help="Try the running guest NAME on SRC (its real argv)."),
-    ] = None,
-    fmt: Annotated[
-        PairFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = PairFormat.table,
+    vm_name: VmOpt = None,
+    fmt: PairFormatOpt = PairFormat.table,
     strict: StrictOpt = False,
     show: Annotated[
         bool,
@@ -608,15 +599,9 @@ def trial(
             sys.stdout.write(commands.trial_show(cmdline, domain_xml, vm))
             raise typer.Exit(0)
         outcome = commands.trial(
-            src,
-            dst,
-            options,
-            cmdline=cmdline,
-            domain_xml=domain_xml,
-            vm_name=vm_name,
-            strict=strict,
-            trial_options=_trial_options(max_memory, step_timeout),
-        )
+            src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name,
+            strict=strict, trial_options=_trial_options(max_memory, step_timeout),
+        )  # fmt: skip
     except MigcheckError as err:
         _fail(err)
     _emit_pair(outcome, files, to_stdout, fmt.value)

@@ -11,6 +11,7 @@ import os
 COMMANDS: list[list[str]] = [
     [],
     ["pair"],
+    ["trial"],
     ["gather"],
     ["host"],
     ["cmdline"],
