@@ -694,17 +694,22 @@ class SshSession:
                     f"the probe did not finish within {dl.seconds:g} s "
                     f"({len(out)} bytes received; raise --timeout if the host is slow)",
                 )
-            select.select([chan], [], [], min(remaining, 0.5))
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-                del err[:-65536]
-            while chan.recv_ready():
-                out += chan.recv(1 << 20)
-                if len(out) > cap:
-                    chan.close()
-                    raise HostError(
-                        ep.alias, f"the probe printed more than {cap} bytes; output cut off"
-                    )
+            try:
+                select.select([chan], [], [], min(remaining, 0.5))
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    del err[:-65536]
+                while chan.recv_ready():
+                    out += chan.recv(1 << 20)
+                    if len(out) > cap:
+                        chan.close()
+                        raise HostError(
+                            ep.alias, f"the probe printed more than {cap} bytes; output cut off"
+                        )
+            except (OSError, EOFError, paramiko.SSHException):
+                if time.monotonic() < dl.end:
+                    raise
+                continue  # the deadline's watchdog closed the transport: reported above
             # Closed can come with data still buffered (it all arrived since the reads above).
             if (chan.eof_received or chan.closed) and not (
                 chan.recv_ready() or chan.recv_stderr_ready()
