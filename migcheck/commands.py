@@ -187,6 +187,15 @@ class GatherOutcome:
         return EXIT_INPUT if codes == {EXIT_INPUT} else EXIT_UNKNOWN
 
 
+def make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MigcheckError(
+            f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
+        ) from None
+
+
 def file_name_for_text(text: str) -> str:
     return f"{safe_file_stem(text).lstrip('.') or 'host'}.json"
 
@@ -235,12 +244,7 @@ def save_results(
     the names taken so far, when results come in several calls."""
     from migcheck.safefile import WriteError
 
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MigcheckError(
-            f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
-        ) from None
+    make_out_dir(out_dir)
     used = set() if used is None else used
     written: list[Path] = []
     for result in results:
@@ -290,12 +294,7 @@ def gather(
         raise MigcheckError("give --out-dir DIR to gather more than one host")
     if out_dir is not None:
         check_distinct_files(unique)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MigcheckError(
-                f"--out-dir {out_dir}: cannot create directory: {exc.strerror}"
-            ) from None
+        make_out_dir(out_dir)  # before any host is contacted
         if not os.access(out_dir, os.W_OK | os.X_OK):
             raise MigcheckError(f"--out-dir {out_dir}: directory is not writable")
     results = (many or (lambda t: gather_many(t, options)))(unique)

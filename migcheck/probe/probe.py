@@ -921,6 +921,21 @@ def version_string(v):
     return "%d.%d.%d" % (q.get("major", 0), q.get("minor", 0), q.get("micro", 0))
 
 
+def cpu_models(qmp):
+    """query-cpu-definitions as facts record it (the same shape under KVM and TCG)."""
+    return [
+        {
+            "name": c.get("name"),
+            "alias_of": c.get("alias-of"),
+            "unavailable_features": c.get("unavailable-features"),
+            "migration_safe": c.get("migration-safe"),
+            "static": c.get("static"),
+            "deprecated": bool(c.get("deprecated", False)),
+        }
+        for c in qmp.execute("query-cpu-definitions")
+    ]
+
+
 def collect_qemu(arch, kvm, build_out=None):
     binary = find_qemu(arch)
     if binary is None:
@@ -960,17 +975,7 @@ def collect_qemu(arch, kvm, build_out=None):
             }
             for m in qmp.execute("query-machines")
         ]
-        out["cpu_models"] = [
-            {
-                "name": c.get("name"),
-                "alias_of": c.get("alias-of"),
-                "unavailable_features": c.get("unavailable-features"),
-                "migration_safe": c.get("migration-safe"),
-                "static": c.get("static"),
-                "deprecated": bool(c.get("deprecated", False)),
-            }
-            for c in qmp.execute("query-cpu-definitions")
-        ]
+        out["cpu_models"] = cpu_models(qmp)
         # "host" is what a -cpu host guest sees under KVM; TCG has no host model.
         model = "host" if out["kvm"].get("enabled") else "max"
         try:
@@ -1015,17 +1020,7 @@ def collect_qemu_tcg(qemu, started=None):
         if "QMP" not in qmp.read_message():
             raise QmpError("QEMU did not greet with QMP")
         qmp.execute("qmp_capabilities")
-        out["cpu_models"] = [
-            {
-                "name": c.get("name"),
-                "alias_of": c.get("alias-of"),
-                "unavailable_features": c.get("unavailable-features"),
-                "migration_safe": c.get("migration-safe"),
-                "static": c.get("static"),
-                "deprecated": bool(c.get("deprecated", False)),
-            }
-            for c in qmp.execute("query-cpu-definitions")
-        ]
+        out["cpu_models"] = cpu_models(qmp)
         expansion = qmp.execute("query-cpu-model-expansion",
                                 {"type": "full", "model": {"name": "max"}})
         out["max_cpu"] = {"model": "max", "props": expansion.get("model", {}).get("props", {})}
