@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import sys
@@ -16,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +93,8 @@ def machine_id() -> str | None:
 
 
 def cache_key(identity: dict[str, Any]) -> str:
+    import hashlib  # ~3 ms (OpenSSL): only a probed host needs it, not a facts file
+
     from migcheck.probe import probe_source
 
     # The probe's own text is part of the key: a new probe never reuses an old one's answers.
@@ -301,6 +301,8 @@ class Gatherer:
         ref = parse_host(host) if isinstance(host, str) else host
         if ref.kind == "file":
             return load_facts(ref.name)
+        from datetime import datetime, timezone  # ~1 ms that a facts file never needs
+
         guests: dict[str, Any] = {}
         if vm is not None:
             guests["vm"] = vm
@@ -333,6 +335,7 @@ class Gatherer:
                 doc["qemu"] = cached.doc["qemu"]
                 doc["probe"] = dict(doc.get("probe") or {}, qemu_from_cache=True)
                 stored = float(cache_note.get("stored_unix", time.time()))
+
                 cache_note = {
                     "used": True,
                     "facts": ["qemu"],
