@@ -12,18 +12,16 @@ import contextlib
 import functools
 import inspect
 import json
-import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from migcheck import __version__, commands
-from migcheck.errors import EXIT_UNKNOWN, InputError, MigcheckError
+from migcheck import __version__, clirun, commands
+from migcheck.errors import MigcheckError
 from migcheck.gather import GatherOptions, HostResult
 
 # The contract CI gates rely on (DESIGN.md); README states the same table.
@@ -69,38 +67,6 @@ PairFormatOpt = Annotated[PairFormat, typer.Option("--format", "-f", help="Outpu
 class DocFormat(str, Enum):
     table = "table"
     json = "json"
-
-
-def _stderr() -> Console:
-    # soft_wrap: a one-paragraph error stays one line, so paths and grep survive.
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _stdout() -> Console:
-    return Console(highlight=False)
-
-
-def _fail(err: MigcheckError) -> NoReturn:
-    _stderr().print(f"migcheck: {err}", markup=False)
-    raise typer.Exit(err.exit_code)
-
-
-def _write_json(text: str) -> None:
-    with _pipe_safe():
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
-@contextlib.contextmanager
-def _pipe_safe() -> Iterator[None]:
-    """A reader that went away (``| head``) must not turn the verdict into a crash or exit
-    code 120: the rest of stdout goes to /dev/null and the command's own exit code stands."""
-    try:
-        yield
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 # --- the options every gathering command shares, declared once ---------------------------
@@ -287,9 +253,9 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
         @functools.wraps(func)
         def command(**kwargs: Any) -> None:
             values = {n: kwargs.pop(n) for n in names}
-            _set_verbose(values.pop("verbose"))
+            clirun.set_verbose(values.pop("verbose"))
             values.setdefault("jobs", 2)  # pair and host gather two hosts at most
-            func(**kwargs, options=_options(**values))
+            func(**kwargs, options=clirun.gather_options(**values))
 
         del command.__wrapped__  # typer must see the new signature, not the function's
         params = own + shared
@@ -300,71 +266,9 @@ def gathers(jobs: int | None = None) -> Callable[[Callable[..., None]], Callable
     return decorate
 
 
-_VERBOSE = False  # --verbose: passes unfolded in tables, SSH steps on stderr
-
-
-def _set_verbose(on: bool) -> None:
-    global _VERBOSE
-    _VERBOSE = on
-    if not on and "logging" not in sys.modules:
-        return  # nothing was set up; logging costs ~4 ms to import
-    import logging
-
-    class _StderrHandler(logging.Handler):
-        """Writes to the current ``sys.stderr`` (not the one at setup), one line a step."""
-
-        def emit(self, record: Any) -> None:
-            with contextlib.suppress(OSError, ValueError):  # stderr closed: steps optional
-                sys.stderr.write(f"migcheck ssh: {record.getMessage()}\n")
-
-    logger = logging.getLogger("migcheck.ssh")
-    if on and not any(type(h).__name__ == "_StderrHandler" for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
-    logger.setLevel(logging.INFO if on else logging.WARNING)
-
-
-def _options(
-    *,
-    timeout: float,
-    qemu: str | None,
-    ssh_config: Path | None,
-    identity: list[str] | None,
-    user: str | None,
-    port: int | None,
-    jump: str | None,
-    ssh_option: list[str] | None,
-    accept_new_host_keys: bool,
-    sudo: bool,
-    refresh: bool,
-    jobs: int,
-) -> GatherOptions:
-    from migcheck.transport.settings import SshSettings
-
-    parsed: tuple[Any, ...] = ()
-    if ssh_option:  # the ssh_config resolver is only needed when something reaches SSH
-        from migcheck.transport.sshconfig import SshConfigError, parse_option
-
-        try:
-            parsed = tuple(parse_option(o) for o in ssh_option)
-        except SshConfigError as exc:
-            _fail(MigcheckError(str(exc)))  # exit 2: a usage error, before any connection
-    ssh = SshSettings(
-        config_file=ssh_config,
-        identities=tuple(identity or ()),
-        user=user,
-        port=port,
-        jump=jump,
-        options=parsed,
-        accept_new_host_keys=accept_new_host_keys,
-        sudo=sudo,
-        timeout=timeout,
-    )
-    return GatherOptions(timeout=timeout, qemu=qemu, jobs=jobs, ssh=ssh, refresh=refresh)
-
-
 def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -> list[HostResult]:
     """Gather in parallel; a transient progress bar on a terminal, never in pipes or JSON."""
-    err = _stderr()
+    err = clirun.stderr()
     if not (show_progress and err.is_terminal and len(hosts) > 1):
         return commands.gather_many(hosts, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -388,7 +292,7 @@ def _gather_all(hosts: list[str], options: GatherOptions, show_progress: bool) -
 def _load_progress(show: bool) -> Iterator[Callable[[int, int, str], None] | None]:
     """A transient bar while a fleet's facts are read: on a terminal only, never in pipes
     or when JSON goes to stdout."""
-    err = _stderr()
+    err = clirun.stderr()
     if not (show and err.is_terminal):
         yield None
         return
@@ -416,71 +320,7 @@ OutputOpt = Annotated[
 ]
 
 
-def _plan_outputs(
-    paths: list[Path] | None, known: Iterable[str], fmt: str
-) -> tuple[list[tuple[Path, str]], bool]:
-    """Each ``-o FILE`` with its format (checked before any host is contacted), and whether
-    stdout still gets ``--format``: not when a file without a known extension took it (the
-    old ``--format json -o FILE`` spelling keeps writing only the file)."""
-    from migcheck.report.formats import EXTENSIONS
-
-    known = set(known)
-    plan: list[tuple[Path, str]] = []
-    stdout = True
-    for path in paths or ():
-        chosen = EXTENSIONS.get(path.suffix.lower())
-        if chosen is None and fmt != "table":
-            chosen, stdout = fmt, False
-        if chosen is None or chosen not in known:
-            usable = ", ".join(
-                f"{ext} ({name})" for ext, name in EXTENSIONS.items() if name in known
-            )
-            what = "that format" if chosen else repr(path.suffix or "a file without extension")
-            _fail(
-                MigcheckError(
-                    f"--output {path}: this command cannot write {what}; name the file by "
-                    f"the format it should hold: {usable}"
-                )
-            )
-        _check_output(path)  # exit 2 before any host is contacted
-        plan.append((path, chosen))
-    return plan, stdout
-
-
-def _emit(text: str | None, output: Path | None = None) -> None:
-    if text is None:
-        return
-    if output is None:
-        _write_json(text)
-        return
-    from migcheck.safefile import atomic_write
-
-    try:  # atomic: a full disk or a planted symlink leaves the previous report intact
-        atomic_write(output, text)
-    except OSError as exc:
-        _fail(MigcheckError(f"--output {output}: {exc}"))
-
-
-def _check_output(output: Path | None) -> None:
-    """An output file that cannot be written is exit 2 before any host is contacted."""
-    from migcheck.safefile import check_writable
-
-    why = check_writable(output) if output is not None else None
-    if why is not None:
-        _fail(InputError(f"--output {output}: cannot be written: {why}"))
-
-
 # --- commands ------------------------------------------------------------------------------
-
-
-def _trial_options(max_memory: str, step_timeout: float) -> Any:
-    from migcheck.trial.remote import TrialOptions
-    from migcheck.trial.skeleton import parse_memory
-
-    size = parse_memory(max_memory, default_unit="g")
-    if size is None:
-        raise MigcheckError(f"--max-memory {max_memory!r}: expected a size such as 64G")
-    return TrialOptions(step_timeout=step_timeout, max_memory=size)
 
 
 @app.command()
@@ -511,54 +351,12 @@ def pair(
     step_timeout: StepTimeoutOpt = 30.0,
 ) -> None:
     """Judge whether the guest can live-migrate from SRC to DST."""
-    from migcheck.report.formats import PAIR_FORMATS
-
-    files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
-    try:
-        if run_trial:
-            if both_ways:
-                raise MigcheckError("--trial judges one direction: drop --both-ways")
-            outcome = commands.trial(
-                src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name,
-                strict=strict, trial_options=_trial_options(max_memory, step_timeout),
-            )  # fmt: skip
-        else:
-            outcome = commands.pair(
-                src,
-                dst,
-                options,
-                cmdline=cmdline,
-                domain_xml=domain_xml,
-                vm_name=vm_name,
-                both_ways=both_ways,
-                strict=strict,
-                accept_unreviewed_qemu=accept_unreviewed_qemu,
-            )
-    except MigcheckError as err:
-        _fail(err)
-    _emit_pair(outcome, files, to_stdout, fmt.value)
-    raise typer.Exit(outcome.exit_code)
-
-
-def _emit_pair(
-    outcome: commands.PairOutcome, files: list[tuple[Path, str]], to_stdout: bool, fmt: str
-) -> None:
-    from migcheck.report.formats import render_pair
-
-    for path, kind in files:
-        _emit(render_pair(kind, outcome.forward, outcome.reverse, outcome.verdict, _stdout()), path)
-    if to_stdout:
-        with _pipe_safe():
-            _emit(
-                render_pair(
-                    fmt,
-                    outcome.forward,
-                    outcome.reverse,
-                    outcome.verdict,
-                    _stdout(),
-                    verbose=_VERBOSE,
-                )
-            )
+    clirun.pair(
+        src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name,
+        fmt=fmt.value, both_ways=both_ways, strict=strict,
+        accept_unreviewed_qemu=accept_unreviewed_qemu, output=output, run_trial=run_trial,
+        max_memory=max_memory, step_timeout=step_timeout,
+    )  # fmt: skip
 
 
 @app.command()
@@ -587,7 +385,7 @@ def trial(
     that cannot run (refused device, not enough memory) is unknown (exit 3), never safe."""
     from migcheck.report.formats import PAIR_FORMATS
 
-    files, to_stdout = _plan_outputs(output, PAIR_FORMATS, fmt.value)
+    files, to_stdout = clirun.plan_outputs(output, PAIR_FORMATS, fmt.value)
     try:
         if show:
             vm = None
@@ -600,11 +398,11 @@ def trial(
             raise typer.Exit(0)
         outcome = commands.trial(
             src, dst, options, cmdline=cmdline, domain_xml=domain_xml, vm_name=vm_name,
-            strict=strict, trial_options=_trial_options(max_memory, step_timeout),
+            strict=strict, trial_options=clirun.trial_options(max_memory, step_timeout),
         )  # fmt: skip
     except MigcheckError as err:
-        _fail(err)
-    _emit_pair(outcome, files, to_stdout, fmt.value)
+        clirun.fail(err)
+    clirun.emit_pair(outcome, files, to_stdout, fmt.value)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -633,7 +431,7 @@ def gather(
     ] = None,
 ) -> None:
     """Probe hosts and save their facts (to stdout for a single host without --out-dir)."""
-    err = _stderr()
+    err = clirun.stderr()
     if out is not None:
         err.print("migcheck: --out is deprecated; use --out-dir", markup=False)
         out_dir = out_dir or out
@@ -648,11 +446,11 @@ def gather(
                 many=lambda t: _gather_all(t, options, show_progress=out_dir is not None),
             )
     except MigcheckError as exc:
-        _fail(exc)
+        clirun.fail(exc)
     if out_dir is None:
         for result in outcome.results:
             if result.facts is not None:
-                _write_json(json.dumps(result.facts.doc, indent=1, sort_keys=True) + "\n")
+                clirun.write_text(json.dumps(result.facts.doc, indent=1, sort_keys=True) + "\n")
     for result in outcome.results:
         if result.error is not None:
             err.print(f"migcheck: {result.error}", markup=False)
@@ -682,7 +480,7 @@ def probe_script_cmd(
     config: dict = {"qemu_timeout": timeout}
     if qemu:
         config["qemu"] = qemu
-    _write_json("#!/usr/bin/env python3\n" + probe_script(config))
+    clirun.write_text("#!/usr/bin/env python3\n" + probe_script(config))
 
 
 @app.command()
@@ -694,14 +492,14 @@ def cmdline(
     try:
         vm = commands.load_guest(file)
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     doc = vm.to_json()  # redacted: secrets never reach the terminal
     if fmt is DocFormat.json:
-        _write_json(json.dumps(doc, indent=2, default=str) + "\n")
+        clirun.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         return
     from migcheck.report.host import render_vm
 
-    render_vm(_stdout(), vm.source, doc)
+    render_vm(clirun.stdout(), vm.source, doc)
 
 
 @app.command()
@@ -716,13 +514,13 @@ def host(
     try:
         summary = commands.host(target, options, vms=vms)
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     if fmt is DocFormat.json:
-        _write_json(json.dumps(summary, indent=2) + "\n")
+        clirun.write_text(json.dumps(summary, indent=2) + "\n")
         return
     from migcheck.report.host import render_host
 
-    render_host(_stdout(), summary)
+    render_host(clirun.stdout(), summary)
 
 
 class FleetFormat(str, Enum):
@@ -793,7 +591,7 @@ def fleet(
     cell is unsafe)."""
     from migcheck.report.formats import FLEET_FORMATS, render_fleet
 
-    files, to_stdout = _plan_outputs(output, FLEET_FORMATS, fmt.value)
+    files, to_stdout = clirun.plan_outputs(output, FLEET_FORMATS, fmt.value)
     show = fmt is FleetFormat.table or not to_stdout
     try:
         with _load_progress(show) as progress:
@@ -813,17 +611,17 @@ def fleet(
                 accept_unreviewed_qemu=accept_unreviewed_qemu,
             )
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     if not outcome.result.complete:
-        _stderr().print(
+        clirun.stderr().print(
             "migcheck: interrupted: the report shows only what was judged (complete: false)",
             markup=False,
         )
     for path, kind in files:
-        _emit(render_fleet(kind, outcome.result, outcome.changes, _stdout()), path)
+        clirun.emit(render_fleet(kind, outcome.result, outcome.changes, clirun.stdout), path)
     if to_stdout:
-        with _pipe_safe():
-            _emit(render_fleet(fmt.value, outcome.result, outcome.changes, _stdout()))
+        with clirun.pipe_safe():
+            clirun.emit(render_fleet(fmt.value, outcome.result, outcome.changes, clirun.stdout))
     raise typer.Exit(outcome.exit_code)
 
 
@@ -872,7 +670,7 @@ def portable(
     if fmt is None:
         fmt = PortableFormat.libvirt if is_xml else PortableFormat.cmdline
     if is_xml and fmt in (PortableFormat.cmdline, PortableFormat.diff):
-        _fail(
+        clirun.fail(
             MigcheckError(
                 f"--format {fmt.value}: a --domain-xml guest has no command line to rewrite; "
                 "use --format libvirt or json"
@@ -889,18 +687,18 @@ def portable(
             accept_unreviewed_qemu=accept_unreviewed_qemu,
         )
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     from migcheck.portable import to_libvirt
 
     if fmt is PortableFormat.json:
-        _write_json(json.dumps(result.to_json(), indent=2) + "\n")
+        clirun.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     elif result.ok and fmt is PortableFormat.diff:
-        _write_json(result.diff())
+        clirun.write_text(result.diff())
     elif result.ok and fmt is PortableFormat.libvirt:
-        _write_json(to_libvirt(result))
+        clirun.write_text(to_libvirt(result))
     elif result.ok:
-        _write_json(result.text or "")
-    err = _stderr()
+        clirun.write_text(result.text or "")
+    err = clirun.stderr()
     if result.ok:
         for change in result.changes:
             err.print(f"changed -{change.option}: {change.reason}", markup=False)
@@ -949,11 +747,11 @@ def platforms_list(
     try:
         view = list_view(shipped_catalog())
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     if fmt is DocFormat.json:
-        _write_json(render.list_json(view))
+        clirun.write_text(render.list_json(view))
     else:
-        render.render_list(_stdout(), view)
+        render.render_list(clirun.stdout(), view)
 
 
 @platforms_app.command("show")
@@ -969,11 +767,11 @@ def platforms_show(
     try:
         doc = show_view(shipped_catalog(), name)
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     if fmt is DocFormat.json:
-        _write_json(render.show_json(doc))
+        clirun.write_text(render.show_json(doc))
     else:
-        render.render_show(_stdout(), doc)
+        render.render_show(clirun.stdout(), doc)
 
 
 @platforms_app.command("graph")
@@ -988,14 +786,14 @@ def platforms_graph(
     try:
         view = graph_view(shipped_catalog())
     except MigcheckError as err:
-        _fail(err)
+        clirun.fail(err)
     renderer = {
         GraphFormat.text: render.graph_text,
         GraphFormat.json: render.graph_json,
         GraphFormat.dot: render.graph_dot,
         GraphFormat.mermaid: render.graph_mermaid,
     }[fmt]
-    _write_json(renderer(view))
+    clirun.write_text(renderer(view))
 
 
 def version_callback(value: bool) -> None:
@@ -1014,36 +812,8 @@ def _root(
     """Can this QEMU/KVM guest live-migrate safely from one host to another?"""
 
 
-def _interrupted() -> NoReturn:
-    _stderr().print("migcheck: interrupted: nothing was judged to the end", markup=False)
-    sys.exit(EXIT_UNKNOWN)
-
-
 def main() -> None:
-    if os.environ.get("TERM") == "dumb":
-        os.environ.setdefault("NO_COLOR", "1")
-    try:
-        app()
-    except SystemExit as done:
-        # typer turns Ctrl-C inside a command into exit 130; DESIGN.md says an interrupted
-        # run is unknown (3), never safe (fleet has already printed what it judged).
-        if done.code != 130:
-            raise
-        _interrupted()
-    except KeyboardInterrupt:  # between commands, before typer took over
-        _interrupted()
-    except MigcheckError as err:
-        _stderr().print(f"migcheck: {err}", markup=False)
-        sys.exit(err.exit_code)
-    except Exception as exc:  # a bug: say so in one paragraph, never a traceback, never safe
-        if os.environ.get("MIGCHECK_DEBUG"):
-            raise
-        _stderr().print(
-            f"migcheck: internal error: {type(exc).__name__}: {exc}. This is a bug in migcheck; "
-            "rerun with MIGCHECK_DEBUG=1 to see where, and please report it.",
-            markup=False,
-        )
-        sys.exit(EXIT_UNKNOWN)
+    clirun.guarded(app)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ messages, values and fixes: command-line secrets never reach any output) and han
 redacted data to the renderer. Renderers never redact, judge or read the catalog.
 
 Renderers either return text (JSON, JUnit, Markdown, HTML: written to stdout or a file
-as is) or draw on a rich console (tables).
+as is) or draw on a rich console (tables). They receive a function that makes the console,
+so the text formats never import rich (~20 ms: a CI gate reading JSON does not pay it).
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from migcheck.findings import Finding
 from migcheck.pair import PairReport
 from migcheck.redact import redact_json, redact_text
 from migcheck.verdict import Verdict
 
 if TYPE_CHECKING:  # ~6 ms of imports that pair never needs
+    from rich.console import Console
+
     from migcheck.fleet import Change, FleetResult
+
+ConsoleMaker = Callable[[], "Console"]
 
 
 def redact_finding(f: Finding) -> Finding:
@@ -70,36 +73,39 @@ class PairView:
         return [self.forward] + ([self.reverse] if self.reverse else [])
 
 
-def _pair_table(view: PairView, console: Console) -> None:
+def _pair_table(view: PairView, _: ConsoleMaker) -> None:
     from migcheck.report.table import both_ways_line, render_pair
+    from migcheck.report.term import Terminal
 
-    render_pair(console, view.forward, verbose=view.verbose)
+    term = Terminal()  # not rich: ~30 ms less for the command CI gates run most
+    render_pair(term, view.forward, verbose=view.verbose)
     if view.reverse is not None:
-        console.print()
-        render_pair(console, view.reverse, verbose=view.verbose)
-        console.print()
-        console.print(both_ways_line(view.forward, view.reverse, view.verdict))
+        term.print()
+        render_pair(term, view.reverse, verbose=view.verbose)
+        term.print()
+        term.print(*both_ways_line(view.forward, view.reverse, view.verdict))
+    term.stream.flush()
 
 
-def _pair_json(view: PairView, console: Console) -> str:
+def _pair_json(view: PairView, _: ConsoleMaker) -> str:
     from migcheck.report.json import render_pair
 
     return render_pair(view.forward, view.reverse, view.verdict)
 
 
-def _pair_junit(view: PairView, console: Console) -> str:
+def _pair_junit(view: PairView, _: ConsoleMaker) -> str:
     from migcheck.report.pair_ci import render_junit
 
     return render_junit(view.reports)
 
 
-def _pair_markdown(view: PairView, console: Console) -> str:
+def _pair_markdown(view: PairView, _: ConsoleMaker) -> str:
     from migcheck.report.pair_ci import render_markdown
 
     return render_markdown(view.reports, view.verdict.value)
 
 
-PAIR_FORMATS: dict[str, Callable[[PairView, Console], str | None]] = {
+PAIR_FORMATS: dict[str, Callable[[PairView, ConsoleMaker], str | None]] = {
     "table": _pair_table,
     "json": _pair_json,
     "junit": _pair_junit,
@@ -112,27 +118,29 @@ def render_pair(
     forward: PairReport,
     reverse: PairReport | None,
     verdict: Verdict,
-    console: Console,
+    make_console: ConsoleMaker,
     verbose: bool = False,
 ) -> str | None:
-    """Text to write, or None when the renderer drew on ``console``."""
+    """Text to write, or None when the renderer drew on the console ``make_console`` made."""
     view = PairView(
         redact_report(forward), redact_report(reverse) if reverse else None, verdict, verbose
     )
-    return PAIR_FORMATS[fmt](view, console)
+    return PAIR_FORMATS[fmt](view, make_console)
 
 
 # --- fleet -----------------------------------------------------------------------------------
 
 
-def _fleet_table(result: FleetResult, changes: Sequence[Change] | None, console: Console) -> None:
+def _fleet_table(
+    result: FleetResult, changes: Sequence[Change] | None, make_console: ConsoleMaker
+) -> None:
     from migcheck.report.fleet import render_table
 
-    render_table(console, result, changes)
+    render_table(make_console(), result, changes)
 
 
-def _fleet_text(name: str) -> Callable[[FleetResult, Sequence[Change] | None, Console], str]:
-    def render(result: FleetResult, changes: Sequence[Change] | None, console: Console) -> str:
+def _fleet_text(name: str) -> Callable[[FleetResult, Sequence[Change] | None, ConsoleMaker], str]:
+    def render(result: FleetResult, changes: Sequence[Change] | None, _: ConsoleMaker) -> str:
         if name == "html":
             from migcheck.report.html import render_html
 
@@ -149,7 +157,9 @@ def _fleet_text(name: str) -> Callable[[FleetResult, Sequence[Change] | None, Co
     return render
 
 
-FLEET_FORMATS: dict[str, Callable[[FleetResult, Sequence[Change] | None, Console], str | None]] = {
+FLEET_FORMATS: dict[
+    str, Callable[[FleetResult, Sequence[Change] | None, ConsoleMaker], str | None]
+] = {
     "table": _fleet_table,
     "json": _fleet_text("json"),
     "junit": _fleet_text("junit"),
@@ -162,9 +172,9 @@ EXTENSIONS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "htm
 
 
 def render_fleet(
-    fmt: str, result: FleetResult, changes: Sequence[Change] | None, console: Console
+    fmt: str, result: FleetResult, changes: Sequence[Change] | None, make_console: ConsoleMaker
 ) -> str | None:
-    return FLEET_FORMATS[fmt](redact_fleet(result), changes, console)
+    return FLEET_FORMATS[fmt](redact_fleet(result), changes, make_console)
 
 
 __all__ = [

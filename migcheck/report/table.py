@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
-
 from migcheck.findings import Finding, Status
 from migcheck.pair import PairReport
+from migcheck.report.term import Cell, Column, Span, Terminal, render_table
 from migcheck.verdict import Verdict
 
 _STATUS_STYLE = {
@@ -27,10 +23,6 @@ _VERDICT_STYLE = {
 
 
 def _value(v: Any) -> str:
-    return _plain(v)
-
-
-def _plain(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, list):
@@ -43,7 +35,7 @@ def _plain(v: Any) -> str:
     return str(v)
 
 
-def verdict_line(report: PairReport) -> Text:
+def verdict_line(report: PairReport) -> list[Span]:
     fails = sum(1 for f in report.findings if f.status is Status.FAIL)
     unknowns = sum(1 for f in report.findings if f.status is Status.UNKNOWN)
     warns = sum(1 for f in report.findings if f.status is Status.WARN)
@@ -54,10 +46,10 @@ def verdict_line(report: PairReport) -> Text:
     }[report.verdict]
     if report.verdict is Verdict.UNSAFE and not fails:
         why = f"unsafe under --strict ({warns} warning{'s' * (warns != 1)})"
-    line = Text()
-    line.append(report.verdict.value.upper(), style=_VERDICT_STYLE[report.verdict])
-    line.append(f"  {report.src.name} -> {report.dst.name}: {why}")
-    return line
+    return [
+        (report.verdict.value.upper(), _VERDICT_STYLE[report.verdict]),
+        (f"  {report.src.name} -> {report.dst.name}: {why}", None),
+    ]
 
 
 # Below this width the source and destination values move into the "why" column, so the
@@ -65,14 +57,12 @@ def verdict_line(report: PairReport) -> Text:
 WIDE = 130
 
 
-def _why(f: Finding, with_values: bool) -> Text:
-    why = Text(f.message)
+def _why(f: Finding, with_values: bool) -> Cell:
+    why: list[Span] = [(line, None) for line in f.message.split("\n")]
     if with_values and (f.source is not None or f.destination is not None):
-        why.append(
-            f"\nsource: {_value(f.source)}  destination: {_value(f.destination)}", style="dim"
-        )
+        why.append((f"source: {_value(f.source)}  destination: {_value(f.destination)}", "dim"))
     if f.fix and f.status is not Status.PASS:
-        why.append("\nfix: see below", style="bold")
+        why.append(("fix: see below", "bold"))
     return why
 
 
@@ -80,59 +70,52 @@ def _why(f: Finding, with_values: bool) -> Text:
 _ORDER = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.PASS: 3}
 
 
-def render_pair(console: Console, report: PairReport, verbose: bool = False) -> None:
-    console.print(verdict_line(report))
+def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> None:
+    term.print(*verdict_line(report))
     findings = sorted(report.findings, key=lambda f: _ORDER[f.status])  # stable: ids keep order
     shown = findings if verbose else [f for f in findings if f.status is not Status.PASS]
     passed = [f for f in findings if f.status is Status.PASS]
-    wide = console.width >= WIDE
+    wide = term.width >= WIDE
     if shown:
-        table = Table(show_lines=not wide, expand=False, header_style="bold")
-        table.add_column("check", no_wrap=True)
-        table.add_column("result", no_wrap=True)
+        columns = [Column(("check",), wrap=False), Column(("result",), wrap=False)]
         if wide:
-            table.add_column(f"source\n{escape(report.src.name)}", overflow="fold", max_width=30)
-            table.add_column(
-                f"destination\n{escape(report.dst.name)}", overflow="fold", max_width=30
-            )
-        table.add_column("why", overflow="fold", ratio=1)
+            columns.append(Column(("source", report.src.name), max_width=30))
+            columns.append(Column(("destination", report.dst.name), max_width=30))
+        columns.append(Column(("why",)))
+        rows: list[list[Cell]] = []
         for f in shown:
-            status = Text(f.status.value, style=_STATUS_STYLE[f.status])
+            status: Cell = [(f.status.value, _STATUS_STYLE[f.status])]
             if wide:
-                table.add_row(f.id, status, _value(f.source), _value(f.destination), _why(f, False))
+                values: list[Cell] = [[(_value(f.source), None)], [(_value(f.destination), None)]]
+                rows.append([[(f.id, None)], status, *values, _why(f, False)])
             else:
-                table.add_row(f.id, status, _why(f, True))
-        console.print(table)
+                rows.append([[(f.id, None)], status, _why(f, True)])
+        for line in render_table(term, columns, rows, lines_between_rows=not wide):
+            term.stream.write(line + "\n")
     if passed and not verbose:
-        console.print(
-            Text(f"pass  {len(passed)} other checks passed (-v lists them)", style="green")
-        )
+        term.print((f"pass  {len(passed)} other checks passed (-v lists them)", "green"))
     fixes = [f for f in findings if f.fix and f.status is not Status.PASS]
     if fixes:
-        console.print(Text("fixes (each on one line, to copy as is):", style="bold"))
+        term.print(("fixes (each on one line, to copy as is):", "bold"))
         for f in fixes:
-            # soft_wrap: never broken by migcheck; the terminal wraps it for display only, so
-            # a copied fix is the exact text (options are never split).
-            console.print(Text(f"  {f.id}: {f.fix}"), soft_wrap=True)
-    src, dst = report.src, report.dst
-    console.print(
-        Text(
-            f"source: {src.origin} (kernel {src.kernel_release or '?'}, "
-            f"QEMU {src.qemu_version or '?'})\n"
-            f"destination: {dst.origin} (kernel {dst.kernel_release or '?'}, "
-            f"QEMU {dst.qemu_version or '?'})"
-            + "".join(f"\n{f.origin}: {f.cache_note}" for f in (src, dst) if f.cache_note),
-            style="dim",
-        )
-    )
+            # Never broken by migcheck; the terminal wraps it for display only, so a copied
+            # fix is the exact text (options are never split).
+            term.print((f"  {f.id}: {f.fix}", None))
+    for side, facts in (("source", report.src), ("destination", report.dst)):
+        kernel, qemu = facts.kernel_release or "?", facts.qemu_version or "?"
+        term.print((f"{side}: {facts.origin} (kernel {kernel}, QEMU {qemu})", "dim"))
+    for facts in (report.src, report.dst):
+        if facts.cache_note:
+            term.print((f"{facts.origin}: {facts.cache_note}", "dim"))
 
 
-def both_ways_line(forward: PairReport, reverse: PairReport, verdict: Verdict) -> Text:
+def both_ways_line(forward: PairReport, reverse: PairReport, verdict: Verdict) -> list[Span]:
     """One line at the end of --both-ways: the verdict for the round trip."""
-    line = Text()
-    line.append(f"BOTH WAYS {verdict.value.upper()}", style=_VERDICT_STYLE[verdict])
-    line.append(
-        f"  {forward.src.name} -> {forward.dst.name}: {forward.verdict.value}; "
-        f"{reverse.src.name} -> {reverse.dst.name}: {reverse.verdict.value}"
-    )
-    return line
+    return [
+        (f"BOTH WAYS {verdict.value.upper()}", _VERDICT_STYLE[verdict]),
+        (
+            f"  {forward.src.name} -> {forward.dst.name}: {forward.verdict.value}; "
+            f"{reverse.src.name} -> {reverse.dst.name}: {reverse.verdict.value}",
+            None,
+        ),
+    ]
