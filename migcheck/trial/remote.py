@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
 from migcheck.errors import HostError
 from migcheck.hosts import HostRef
+from migcheck.transport._paramiko import paramiko
 from migcheck.transport.ssh import Endpoint, SshSession
 from migcheck.trial.abi import AbiError, compare, snapshot
 from migcheck.trial.local import Stage, TrialResult
