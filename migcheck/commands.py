@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migcheck.catalog import Catalog, shipped_catalog
 from migcheck.errors import (
     EXIT_INPUT,
     EXIT_SAFE,
@@ -34,14 +33,15 @@ from migcheck.gather import (
     safe_file_stem,
 )
 from migcheck.hosts import HostRef, parse_host
-from migcheck.pair import PairReport, check_pair
 from migcheck.verdict import Verdict, combine
 from migcheck.vm import VmSpec
 
 if TYPE_CHECKING:  # the fleet's modules cost ~6 ms to import; pair and host never need them
+    from migcheck.catalog import Catalog
     from migcheck.fleet import Assumption, Change, FleetResult
     from migcheck.fleetload import LoadedFleet, LoadProgress
     from migcheck.hosts import HostRef
+    from migcheck.pair import PairReport
     from migcheck.transport.ssh import SshSession
 
 # Called with each host's result as it completes (a progress bar ticks on it).
@@ -160,6 +160,8 @@ def pair(
             second = pool.submit(gatherer.gather, dst)
             facts = [first.result(), second.result()]
         vm = running_guest(facts[0], vm_name)
+    from migcheck.pair import check_pair
+
     accept = accept_unreviewed_qemu
     forward = check_pair(vm, facts[0], facts[1], strict=strict, accept_unreviewed=accept)
     reverse = (
@@ -335,6 +337,8 @@ def host(target: str, options: GatherOptions, *, vms: bool = False) -> dict:
 
     with Gatherer(options) as gatherer:
         facts = gatherer.gather(target, list_vms=vms)
+    from migcheck.catalog import shipped_catalog
+
     return host_summary(facts, shipped_catalog())
 
 
@@ -440,6 +444,7 @@ def fleet(
     Facts files (and, with ``from_cache``, the probe cache: no host is contacted) are
     streamed through :mod:`migcheck.fleetload`; other HOSTs are gathered. Ctrl-C while
     reading or judging ends with what was judged, marked incomplete (never safe)."""
+    from migcheck.catalog import shipped_catalog
     from migcheck.fleet import Assumption, compare, evaluate
 
     assumptions = [Assumption.parse(a) for a in assume]
@@ -548,6 +553,7 @@ def portable(
 ):
     """Rewrite the guest so it can live on every host (a PortableResult): a command line,
     or for a libvirt domain XML its machine type and ``<cpu>``."""
+    from migcheck.catalog import shipped_catalog
     from migcheck.portable import make_portable
 
     if (cmdline is None) == (domain_xml is None):

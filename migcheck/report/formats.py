@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from migcheck.findings import Finding
-from migcheck.pair import PairReport
 from migcheck.redact import redact_json, redact_text
 from migcheck.verdict import Verdict
 
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # ~6 ms of imports that pair never needs
     from rich.console import Console
 
     from migcheck.fleet import Change, FleetResult
+    from migcheck.pair import PairReport  # the checks: imported while SSH hosts answer
 
 ConsoleMaker = Callable[[], "Console"]
 
