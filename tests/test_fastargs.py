@@ -4,8 +4,6 @@ the same call with the same options, or the fast parser declines and typer decid
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ import pytest
 import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qemudata import FIXTURES
 
 from migcheck import clirun, docgen
 from migcheck._pairargs import OPTIONS
@@ -143,27 +140,3 @@ def test_common_command_lines_take_the_fast_path_and_mean_the_same(
 )
 def test_what_the_fast_parser_leaves_to_typer(argv: list[str]) -> None:
     assert parse_pair(argv) is None
-
-
-def test_pair_runs_without_importing_the_cli_framework() -> None:
-    code = (
-        "import sys, runpy; sys.argv = ['migcheck'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('migcheck.entry', run_name='__main__')\n"
-        "except SystemExit as e:\n    code = e.code\n"
-        "print('\\nMODULES', ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('typer', 'click', 'rich'))))\n"
-    )
-    hosts = FIXTURES / "hosts"
-    argv = [
-        str(hosts / "debian13-qemu10.0-epyc-pvm.json"),
-        str(hosts / "debian12-qemu7.2-epyc-pvm.json"),
-    ]
-    argv += ["-c", str(FIXTURES / "cmdlines" / "web01-q35.cmdline")]
-    for fmt in ("table", "json"):
-        out = subprocess.run(
-            [sys.executable, "-c", code, "pair", *argv, "-f", fmt],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"},
-        ).stdout  # fmt: skip
-        report, _, modules = out.rpartition("\nMODULES")
-        assert "hv-trixie" in report
-        assert modules.split() == [], f"{fmt}: {modules}"
