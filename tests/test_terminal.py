@@ -145,3 +145,15 @@ def test_gather_summary_fits_and_keeps_the_host(columns: int, tmp_path: Path) ->
     assert "seconds" in res.stderr  # no column cropped away
     cells = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
     assert name in cells  # the host name is whole, folded at most
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_pair_footer_breaks_between_parts_only(columns: int) -> None:
+    """The hosts' footer was cut as "(kernel \\n6.18...": a line ends where a part ends, never
+    with a space, and "(kernel X, QEMU Y)" stays whole."""
+    res = migcheck("pair", TRIXIE, BOOKWORM, "-c", CMDLINE, columns=columns)
+    lines = res.stdout.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    kernel = [line for line in lines if "(kernel" in line]
+    assert len(kernel) == 2 and all(line.rstrip().endswith(")") for line in kernel)
+    assert all("QEMU" in line for line in kernel)

@@ -6,7 +6,7 @@ from typing import Any
 
 from migcheck.findings import Finding, Status
 from migcheck.pair import PairReport
-from migcheck.report.term import Cell, Column, Span, Terminal, render_table
+from migcheck.report.term import Cell, Column, Span, Terminal, fit, render_table
 from migcheck.verdict import Verdict
 
 _STATUS_STYLE = {
@@ -93,7 +93,8 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
         for line in render_table(term, columns, rows, lines_between_rows=not wide):
             term.stream.write(line + "\n")
     if passed and not verbose:
-        term.print((f"pass  {len(passed)} other checks passed (-v lists them)", "green"))
+        other = "other " if shown else ""
+        term.print((f"pass  {len(passed)} {other}checks passed (-v lists them)", "green"))
     fixes = [f for f in findings if f.fix and f.status is not Status.PASS]
     if fixes:
         term.print(("fixes (each on one line, to copy as is):", "bold"))
@@ -101,12 +102,17 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
             # Never broken by migcheck; the terminal wraps it for display only, so a copied
             # fix is the exact text (options are never split).
             term.print((f"  {f.id}: {f.fix}", None))
+    # Broken only between parts: where the line does not fit, "(kernel X, QEMU Y)" goes to a
+    # line of its own instead of the terminal cutting it after "(kernel "; a path too long
+    # for a line is still whole (the terminal wraps it for display only).
     for side, facts in (("source", report.src), ("destination", report.dst)):
         kernel, qemu = facts.kernel_release or "?", facts.qemu_version or "?"
-        term.print((f"{side}: {facts.origin} (kernel {kernel}, QEMU {qemu})", "dim"))
+        for line in fit([f"{side}: {facts.origin}", f"(kernel {kernel}, QEMU {qemu})"], term.width):
+            term.print((line, "dim"))
     for facts in (report.src, report.dst):
         if facts.cache_note:
-            term.print((f"{facts.origin}: {facts.cache_note}", "dim"))
+            for line in fit([f"{facts.origin}:", facts.cache_note], term.width):
+                term.print((line, "dim"))
 
 
 def both_ways_line(forward: PairReport, reverse: PairReport, verdict: Verdict) -> list[Span]:

@@ -67,6 +67,25 @@ class Terminal:
         self.stream.write("".join(self.style(text, style) for text, style in spans) + "\n")
 
 
+def fit(parts: Sequence[str], width: int, sep: str = " ", indent: str = "  ") -> list[str]:
+    """``parts`` joined by ``sep`` into lines of at most ``width`` columns, broken only
+    between parts (a part is never split: a path, an option, "(kernel X, QEMU Y)"). A part
+    wider than a line gets a line of its own, which the terminal wraps for display only."""
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        if not line:
+            line = part if not lines else indent + part
+        elif len(line) + len(sep) + len(part) <= width:
+            line += sep + part
+        else:
+            lines.append(line.rstrip())
+            line = indent + part
+    if line:
+        lines.append(line.rstrip())
+    return lines
+
+
 @dataclass(frozen=True)
 class Column:
     """A table column: its header lines, whether its cells wrap, and a width cap."""
