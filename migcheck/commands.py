@@ -17,7 +17,6 @@ from migcheck.errors import (
     EXIT_INPUT,
     EXIT_SAFE,
     EXIT_UNKNOWN,
-    EXIT_UNSAFE,
     HostError,
     InputError,
     MigcheckError,
@@ -507,25 +506,11 @@ def fleet(
 
 
 def fleet_exit_code(result: FleetResult, changes: Sequence[Change] | None = None) -> int:
-    """The table in DESIGN.md. A known reason to refuse (1) wins over missing data (3), as
-    in ``pair``; nothing judged (one host, no host with usable facts, no guest that runs
-    anywhere) is 3, never 0. Under --assume only the regressions count: 1 if a cell became
-    unsafe, else 3 if one became unknown, else 0."""
-    if not result.complete:  # interrupted: what was judged, never safe
-        unsafe = any(c.verdict is Verdict.UNSAFE for c in result.cells.values())
-        return EXIT_UNSAFE if unsafe else EXIT_UNKNOWN
-    judged = bool(result.cells)
-    if changes is not None:
-        if any(c.became_unsafe for c in changes):
-            return EXIT_UNSAFE
-        if any(c.regression for c in changes) or not judged:
-            return EXIT_UNKNOWN
-        return EXIT_SAFE
-    if any(c.verdict is Verdict.UNSAFE for c in result.cells.values()):
-        return EXIT_UNSAFE
-    if not judged or result.failed_hosts or result.verdict is Verdict.UNKNOWN:
-        return EXIT_UNKNOWN
-    return EXIT_SAFE
+    """The table in DESIGN.md: the exit code of :func:`migcheck.fleet.overall_verdict`
+    (nothing judged is 3, never 0; under --assume only the regressions count)."""
+    from migcheck.fleet import overall_verdict
+
+    return overall_verdict(result, changes).exit_code
 
 
 def implausible(facts: Facts) -> str | None:

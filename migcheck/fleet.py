@@ -148,9 +148,35 @@ class FleetResult:
 
     @property
     def verdict(self) -> Verdict:
+        """The worst cell; unknown when a host was not gathered, the run was interrupted,
+        or nothing was judged (a one-host fleet, a guest that runs nowhere): never safe
+        without a judged migration."""
         if self.failed_hosts or not self.complete:
             return combine([Verdict.UNKNOWN] + [c.verdict for c in self.cells.values()])
-        return combine([c.verdict for c in self.cells.values()] or [Verdict.SAFE])
+        return combine([c.verdict for c in self.cells.values()])
+
+    def counts(self) -> dict[str, int]:
+        """Guest migrations between host pairs by verdict, and ``cannot-run`` (the guest
+        cannot start on one of the two hosts): a class pair stands for every host pair it
+        holds."""
+        out = {"safe": 0, "unsafe": 0, "unknown": 0, "cannot-run": 0}
+        for g in range(len(self.guests)):
+            for a in self.classes:
+                for b in self.classes:
+                    pairs = host_pairs(a, b)
+                    if not pairs:
+                        continue
+                    cell = self.cells.get((g, a.id, b.id))
+                    if cell is not None:
+                        out[cell.verdict.value] += pairs
+                    elif (
+                        self.runnable.get((g, a.id)) is False
+                        or self.runnable.get((g, b.id)) is False
+                    ):
+                        out["cannot-run"] += pairs
+                    else:
+                        out["unknown"] += pairs  # interrupted before this pair was judged
+        return out
 
     def stranding(self, guest: int) -> dict[str, list[str]]:
         """Per source class, the destination classes the guest cannot safely move to."""
@@ -159,6 +185,34 @@ class FleetResult:
             if g == guest and cell.verdict is not Verdict.SAFE:
                 out.setdefault(a, []).append(b)
         return out
+
+
+def host_pairs(a: HostClass, b: HostClass) -> int:
+    """Ordered pairs of distinct hosts from class ``a`` to class ``b``."""
+    n = len(a.hosts)
+    return n * (n - 1) if a is b else n * len(b.hosts)
+
+
+def overall_verdict(result: FleetResult, changes: Sequence[Change] | None = None) -> Verdict:
+    """The run's one verdict, the one its exit code states (DESIGN.md's table). A known
+    reason to refuse (unsafe) wins over missing data (unknown), as in ``pair``; nothing
+    judged is unknown, never safe. With ``changes`` (--assume) only the regressions count:
+    unsafe if a cell became unsafe, else unknown if one got worse or nothing was judged."""
+    unsafe = any(c.verdict is Verdict.UNSAFE for c in result.cells.values())
+    if not result.complete:  # interrupted: what was judged, never safe
+        return Verdict.UNSAFE if unsafe else Verdict.UNKNOWN
+    judged = bool(result.cells)
+    if changes is not None:
+        if any(c.became_unsafe for c in changes):
+            return Verdict.UNSAFE
+        if any(c.regression for c in changes) or not judged:
+            return Verdict.UNKNOWN
+        return Verdict.SAFE
+    if unsafe:
+        return Verdict.UNSAFE
+    if not judged or result.failed_hosts or result.verdict is Verdict.UNKNOWN:
+        return Verdict.UNKNOWN
+    return Verdict.SAFE
 
 
 def start_findings(vm: VmSpec, facts: Facts, catalog: Catalog) -> list[Finding]:

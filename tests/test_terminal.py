@@ -147,6 +147,70 @@ def test_gather_summary_fits_and_keeps_the_host(columns: int, tmp_path: Path) ->
     assert name in cells  # the host name is whole, folded at most
 
 
+def _fleet_hosts(tmp_path: Path) -> dict[str, str]:
+    """The two captures, and hv-trixie's capture again as a second host of its class."""
+    doc = json.loads(Path(TRIXIE).read_text())
+    doc["host"]["name"] = "hv-trixie2"
+    twin = tmp_path / "hv-trixie2.json"
+    twin.write_text(json.dumps(doc))
+    import shutil
+
+    shutil.copytree(Path(TRIXIE).parent / "qemu-builds", tmp_path / "qemu-builds")
+    return {"trixie": TRIXIE, "bookworm": BOOKWORM, "trixie2": str(twin)}
+
+
+FLEET_CASES = {
+    # name: (hosts, extra args, exit code, the last line starts with)
+    "unsafe": (
+        ("trixie", "bookworm", "trixie2"),
+        (),
+        1,
+        "UNSAFE  fleet: 4 unsafe, 0 unknown, 2 safe",
+    ),
+    "safe": (("trixie", "trixie2"), (), 0, "SAFE  fleet: 0 unsafe, 0 unknown, 2 safe"),
+    "nothing judged": (("bookworm",), (), 3, "UNKNOWN  fleet: nothing judged"),
+    # What-if follows the regressions: the fleet after the change is still unsafe, but
+    # the change breaks nothing, so the exit code (and the last line) say safe.
+    "what-if": (
+        ("trixie", "bookworm"),
+        ("--assume", "hv-trixie:kernel=6.18.44"),
+        0,
+        "SAFE  what-if: 0 regressions",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FLEET_CASES, ids=list(FLEET_CASES))
+@pytest.mark.parametrize("columns", [80, 200])
+def test_fleet_table_ends_with_the_verdict_its_exit_code_states(
+    case: str, columns: int, tmp_path: Path
+) -> None:
+    names, extra, code, last = FLEET_CASES[case]
+    hosts = _fleet_hosts(tmp_path)
+    res = migcheck("fleet", *(hosts[n] for n in names), "-c", CMDLINE, *extra, columns=columns)
+    assert res.returncode == code, res.stderr
+    lines = res.stdout.rstrip("\n").splitlines()
+    assert lines[-1].startswith(last), lines[-1]
+    assert len(lines[-1]) <= columns  # one line, not wrapped away
+    verdict = json.loads(
+        migcheck("fleet", *(hosts[n] for n in names), "-c", CMDLINE, *extra, "-f", "json").stdout
+    )
+    if not extra:  # without --assume the JSON verdict is the exit code's, too
+        assert verdict["verdict"] == last.split()[0].lower()
+    assert all(len(line) <= columns and line == line.rstrip() for line in lines), res.stdout
+    assert not lines[0].startswith(("SAFE", "UNSAFE", "UNKNOWN"))  # one verdict line: the last
+    headings = [line for line in lines if line.startswith("guest ")]
+    assert headings == ["guest web01-q35.cmdline: source class (rows) -> destination (columns)"]
+
+
+def test_fleet_counts_are_guest_migrations_between_host_pairs(tmp_path: Path) -> None:
+    hosts = _fleet_hosts(tmp_path)
+    res = migcheck("fleet", *hosts.values(), "-c", CMDLINE, "-f", "json")
+    doc = json.loads(res.stdout)
+    # 3 hosts: 6 ordered pairs; hv-trixie <-> hv-trixie2 safe, the 4 with hv-bookworm not.
+    assert doc["counts"] == {"safe": 2, "unsafe": 4, "unknown": 0, "cannot-run": 0}
+
+
 @pytest.mark.parametrize("columns", [80, 200])
 def test_pair_footer_breaks_between_parts_only(columns: int) -> None:
     """The hosts' footer was cut as "(kernel \\n6.18...": a line ends where a part ends, never

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migcheck import __version__
-from migcheck.fleet import Cell, Change, FleetResult, HostClass
+from migcheck.fleet import Cell, Change, FleetResult, HostClass, overall_verdict
 from migcheck.textsafe import md_code, md_text
 from migcheck.verdict import Verdict
 
@@ -63,6 +63,8 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
             }
             for c in result.classes
         ],
+        # Guest migrations between host pairs by verdict, as the table's last line counts.
+        "counts": result.counts(),
         "common_platform": result.common_platform.id if result.common_platform else None,
         "baseline_cpu": result.baseline_cpu,
         "guests": [],
@@ -268,20 +270,88 @@ def render_markdown(result: FleetResult, changes: Sequence[Change] | None = None
 # --- the terminal table --------------------------------------------------------------------
 
 
+def print_fitted(
+    console: Console,
+    parts: list[str],
+    style: str | None = None,
+    indent: str = "  ",
+) -> None:
+    """``parts`` on lines of at most the console's width, broken only between parts
+    (:func:`migcheck.report.term.fit`), printed as they are: rich does not wrap them again."""
+    from migcheck.report.term import fit
+
+    for line in fit(parts, console.width, indent=indent):
+        console.print(Text(line, style=style or ""), soft_wrap=True)
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
+def verdict_parts(result: FleetResult, changes: Sequence[Change] | None = None) -> list[str]:
+    """The table's last line, in parts that may go to separate lines (never split): the
+    verdict the exit code states (:func:`migcheck.fleet.overall_verdict`), then what it
+    counts (guest migrations between host pairs, as in the HTML report)."""
+    v = overall_verdict(result, changes)
+    counts = result.counts()
+    parts = [v.value.upper() + " "]
+    if changes is not None:
+        regressions = [c for c in changes if c.regression]
+        unsafe = sum(1 for c in regressions if c.became_unsafe)
+        parts.append(f"what-if: {_n(len(regressions), 'regression')}")
+        if regressions:
+            parts[-1] += f" ({unsafe} become unsafe)"
+        parts.append(f"in {_n(len(changes), 'verdict change')}")
+    elif not result.cells and result.complete:
+        parts += ["fleet: nothing judged", "(no two hosts the guests can run on)"]
+    else:
+        parts += [
+            f"fleet: {counts['unsafe']} unsafe,",
+            f"{counts['unknown']} unknown,",
+            f"{counts['safe']} safe,",
+        ]
+        if counts["cannot-run"]:
+            parts.append(f"{counts['cannot-run']} cannot run")
+        else:
+            parts[-1] = parts[-1].rstrip(",")
+        parts.append("(guest migrations)")
+    if result.failed_hosts:
+        parts[-1] += ";"
+        parts.append(f"{_n(len(result.failed_hosts), 'host')} not gathered")
+    if not result.complete:
+        parts[-1] += ";"
+        parts.append("interrupted: incomplete")
+    return parts
+
+
+def _print_verdict(console: Console, result: FleetResult, changes: Sequence[Change] | None) -> None:
+    from migcheck.report.term import fit
+
+    v = overall_verdict(result, changes)
+    lines = fit(verdict_parts(result, changes), console.width)
+    word = v.value.upper()
+    first = Text(word, style=_STYLE[v])
+    first.append(lines[0][len(word) :])
+    console.print(first, soft_wrap=True)
+    for line in lines[1:]:
+        console.print(Text(line), soft_wrap=True)
+
+
 def render_table(
     console: Console, result: FleetResult, changes: Sequence[Change] | None = None
 ) -> None:
-    v = result.verdict
     console.print(
         Text.assemble(
-            (v.value.upper(), _STYLE[v]),
-            f"  fleet: {len(result.host_class)} hosts in {len(result.classes)} classes, "
-            f"{len(result.guests)} guests",
+            ("migcheck fleet", "bold"),
+            f": {_n(len(result.host_class), 'host')} in "
+            f"{_n(len(result.classes), 'class', 'classes')}, "
+            f"{_n(len(result.guests), 'guest')}",
         )
     )
     if not result.complete:
         console.print(_INCOMPLETE, style="bold yellow", highlight=False)
-    classes = Table(title="host classes (hosts identical for migration)", header_style="bold")
+    console.print("host classes (hosts identical for migration):", style="bold", highlight=False)
+    classes = Table(header_style="bold")
     for col in ("class", "hosts", "QEMU", "kernel", "CPU"):
         classes.add_column(col, overflow="fold")
     for c in result.classes:
@@ -294,10 +364,15 @@ def render_table(
         )
     console.print(classes)
     for g in range(len(result.guests)):
-        table = Table(
-            title=f"guest {_guest_name(result, g)}: source (rows) -> destination",
-            header_style="bold",
+        # The heading is a line of its own: a table title would be centred and wrapped
+        # within the matrix's narrow width.
+        console.print()
+        print_fitted(
+            console,
+            [f"guest {_guest_name(result, g)}:", "source class (rows) -> destination (columns)"],
+            style="bold",
         )
+        table = Table(header_style="bold")
         table.add_column("from \\ to", style="bold")
         for c in result.classes:
             table.add_column(c.id, justify="center")
@@ -313,38 +388,54 @@ def render_table(
         console.print(table)
         for (gi, a, b), cell in result.cells.items():
             if gi == g and cell.verdict is not Verdict.SAFE:
-                console.print(f"  {a} -> {b}: {', '.join(cell.failing)}", highlight=False)
-    console.print(
-        "legend: ok = safe, FAIL = unsafe, ? = unknown, - = the guest cannot run there, "
-        "· = one host (no migration)",
+                print_fitted(console, [f"  {a} -> {b}:", ", ".join(cell.failing)], indent="    ")
+    print_fitted(
+        console,
+        [
+            "legend:",
+            "ok = safe,",
+            "FAIL = unsafe,",
+            "? = unknown,",
+            "- = the guest cannot run there,",
+            "· = one host (no migration)",
+        ],
         style="dim",
-        highlight=False,
     )
-    console.print(
-        f"common platform: {result.common_platform.id if result.common_platform else 'none'}; "
-        f"baseline CPU model: {result.baseline_cpu or 'none usable on every host'}",
-        highlight=False,
+    print_fitted(
+        console,
+        [
+            "common platform:",
+            f"{result.common_platform.id if result.common_platform else 'none'};",
+            "baseline CPU model:",
+            result.baseline_cpu or "none usable on every host",
+        ],
     )
     if result.failed_hosts:
-        console.print(
-            "not gathered: " + ", ".join(f"{h} ({w})" for h, w in result.failed_hosts.items()),
+        print_fitted(
+            console,
+            ["not gathered:"] + [f"{h} ({w})" for h, w in result.failed_hosts.items()],
             style="magenta",
-            highlight=False,
         )
     if changes is not None:
         regressions = [c for c in changes if c.regression]
         console.print(
             Text(
-                f"what-if: {len(changes)} verdict changes, {len(regressions)} regressions",
+                f"what-if: {_n(len(changes), 'verdict change')}, "
+                f"{_n(len(regressions), 'regression')}",
                 style="bold red" if regressions else "green",
             )
         )
         for c in changes:
             before = c.before.value if c.before else "cannot run"
             after = c.after.value if c.after else "cannot run"
-            console.print(
-                f"  {_guest_name(result, c.guest)}: {', '.join(c.src[:3])} -> "
-                f"{', '.join(c.dst[:3])} ({c.pairs} pairs): {before} -> {after} "
-                f"[{', '.join(c.reasons)}]",
-                highlight=False,
-            )
+            parts = [
+                f"  {_guest_name(result, c.guest)}:",
+                f"{', '.join(c.src[:3])} -> {', '.join(c.dst[:3])}",
+                f"({_n(c.pairs, 'pair')}):",
+                f"{before} -> {after}",
+            ]
+            if c.reasons:
+                parts.append(f"[{', '.join(c.reasons)}]")
+            print_fitted(console, parts, indent="    ")
+    # Last, where the terminal leaves the cursor: the verdict the exit code states.
+    _print_verdict(console, result, changes)
