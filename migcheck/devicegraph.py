@@ -203,6 +203,7 @@ class _Drive:
     media: str  # "disk" or "cdrom"
     origin: str
     span: Span | None
+    assumed: str | None = None  # why the interface is the machine's default
 
 
 @dataclass
@@ -226,10 +227,27 @@ class _Graph:
     hub_ports: int = 0
     nic_ids: int = 0
 
-    def add(self, driver: str, origin: str, span: Span | None, implicit: bool) -> Device:
-        dev = Device(driver, None, {}, span, origin, implicit)
+    def add(
+        self,
+        driver: str,
+        origin: str,
+        span: Span | None,
+        implicit: bool,
+        assumed: str | None = None,
+    ) -> Device:
+        if implicit and assumed is None:
+            assumed = self.machine_default(f"the {origin}")
+        dev = Device(driver, None, {}, span, origin, implicit, assumed)
         self.devices.append(dev)
         return dev
+
+    def machine_default(self, what: str, nodefaults: bool = True) -> str:
+        """Why a device the machine creates is assumed: QEMU's default for the type."""
+        assert self.model is not None
+        unless = ", no -nodefaults" if nodefaults else ""
+        if self.model.name == "(default machine)":
+            return f"{what} of QEMU's default machine (pc){unless}"
+        return f"{what} of machine type {self.model.name}{unless}"
 
 
 def _keyval(text: str) -> tuple[str | None, dict[str, str]]:
@@ -269,6 +287,12 @@ def _nic_model(model: str | None, g: _Graph) -> str | None:
     if g.model.family == "q35":
         _version_dependent(g, "the default NIC model")  # e1000 up to pc-q35-2.11
     return g.model.default_nic
+
+
+def _nic_assumed(g: _Graph, origin: str) -> str:
+    if origin == "default NIC":
+        return g.machine_default("the default NIC")
+    return f"{origin} without model=: " + g.machine_default("the NIC model", nodefaults=False)
 
 
 def _handle_nic(g: _Graph, opt: Option) -> None:
@@ -335,7 +359,8 @@ def _handle_drive(g: _Graph, opt: Option, *, origin: str | None = None) -> None:
     except ValueError:
         g.gaps.append(f"-drive {opt.value!r}: unreadable index/bus/unit")
         return
-    g.drives.append(_Drive(interface, index, media, origin or "-drive", opt.span))
+    assumed = None if "if" in props else "-drive without if=: the machine's default interface, IDE"
+    g.drives.append(_Drive(interface, index, media, origin or "-drive", opt.span, assumed))
 
 
 def _drive_devices(g: _Graph) -> None:
@@ -359,12 +384,13 @@ def _drive_devices(g: _Graph) -> None:
     floppies = [d for d in g.drives if d.interface == "floppy"]
     if g.model.fdc_always or floppies:
         # pc.c pc_superio_init(): isa-fdc when create_fdctrl (pc) or any floppy drive.
-        g.add("isa-fdc", "machine floppy controller", None, True)
+        why = g.machine_default("the floppy controller", nodefaults=False)
+        g.add("isa-fdc", "machine floppy controller", None, True, why)
     for d in g.drives:
         implicit = d.origin.startswith("default")
         if d.interface == "ide":
             driver = "ide-cd" if d.media == "cdrom" else "ide-hd"
-            g.add(driver, d.origin, d.span, implicit)
+            g.add(driver, d.origin, d.span, implicit, d.assumed)
         elif d.interface == "floppy":
             g.add("floppy", d.origin, d.span, implicit)
         elif d.interface == "virtio":
@@ -533,10 +559,12 @@ def _nics(g: _Graph, has_defaults: bool) -> None:
         g.nic_ids += 1
         dev = Device("", None, {"netdev": port}, None, "default NIC", True)
         g.nics.append(("default NIC", dev))
-    for _, dev in g.nics:
+    for origin, dev in g.nics:
         model = _nic_model(dev.driver or None, g)
         if model is None:
             continue
+        if not dev.driver:  # no model= (or the default NIC): the machine's default model
+            dev.assumed = _nic_assumed(g, origin)
         dev.driver = model
         g.devices.append(dev)
 

@@ -517,6 +517,15 @@ class Facts:
         return f"{facts} from the probe cache, {when} (stored {note.get('stored_at', '?')})"
 
     @property
+    def assumed(self) -> dict[str, str]:
+        """What ``fleet --assume`` replaced in these facts (``kernel``, ``qemu``, ``os``,
+        ``platform`` -> the assumed value): derived from the catalog, never measured."""
+        record = self.doc.get("assumed")
+        if not isinstance(record, Mapping):
+            return {}
+        return {str(k): str(v) for k, v in record.items()}
+
+    @property
     def cpu_summary(self) -> str | None:
         sec = self.section("cpu")
         if not sec:

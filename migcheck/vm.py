@@ -7,6 +7,7 @@ JSON syntax yields JSON types. Use :func:`as_bool` to read on/off style values.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,9 @@ class Device:
     span: Span | None = None
     origin: str = "-device"
     implicit: bool = False
+    # Why the device, or its type, is QEMU's default rather than written in the input
+    # ("the machine's default NIC: no -nic, -net or -nodefaults"); None: as written.
+    assumed: str | None = None
 
 
 @dataclass
@@ -116,6 +120,24 @@ class ReadConfig:
     error: str | None  # why its devices are unknown; None when it was read and parsed
     sections: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     span: Span | None = None
+
+
+@dataclass(frozen=True)
+class AssumedValue:
+    """A value the input leaves to QEMU, which migcheck assumes QEMU's default for."""
+
+    what: str  # "machine", "accel", "cpu", "smp", "memory"
+    value: str | None  # None: the host decides (its QEMU's default machine type, ...)
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"what": self.what, "value": self.value, "why": self.why}
+
+
+# hw/core/machine.c machine_class_init(): default_ram_size 128 MiB; -smp absent is one CPU
+# (machine_parse_smp_config() with nothing given).
+DEFAULT_MEMORY = "128M"
+DEFAULT_SMP = "1"
 
 
 @dataclass
@@ -171,6 +193,44 @@ class VmSpec:
         """True when KVM is the first accelerator QEMU would try."""
         return bool(self.accel) and self.accel[0] == "kvm"
 
+    def accel_in_effect(self) -> tuple[str, str, bool]:
+        """The accelerator the guest runs under, how the input says so, and whether that
+        is assumed (none given: QEMU's default for the binary).
+
+        QEMU tries the listed accelerators in order; the first is what a started guest uses
+        on a host that has it (a guest that fell back to TCG on the source is a TCG guest,
+        which facts cannot tell: the first one is judged). With none listed, QEMU picks
+        "kvm:tcg" when the program name ends in "kvm" (RHEL's /usr/libexec/qemu-kvm) and
+        "tcg:kvm" otherwise (softmmu/vl.c, system/vl.c since 8.1, configure_accelerators())."""
+        if self.accel:
+            return self.accel[0], "-accel " + ":".join(self.accel), False
+        if self.binary and os.path.basename(self.binary).endswith("kvm"):
+            return "kvm", f"{os.path.basename(self.binary)} (defaults to KVM)", True
+        return "tcg", "no accelerator given (QEMU defaults to TCG)", True
+
+    def assumptions(self) -> list[AssumedValue]:
+        """What the input leaves to QEMU's defaults and migcheck judges as QEMU would fill
+        it in. Devices the machine creates say so themselves (``Device.assumed``)."""
+        out: list[AssumedValue] = []
+        named = {o.name for o in self.options}
+        if self.machine.type is None:
+            why = "QEMU's default machine type on each host, no -machine"
+            out.append(AssumedValue("machine", None, why))
+        accel, _how, assumed = self.accel_in_effect()
+        if assumed:
+            binary = os.path.basename(self.binary or "") or "QEMU"
+            why = f"accelerator {accel}, {binary}'s default, no -accel"
+            out.append(AssumedValue("accel", accel, why))
+        if self.cpu.model is None:
+            out.append(AssumedValue("cpu", None, "the machine type's default CPU model, no -cpu"))
+        if "smp" not in named:
+            out.append(AssumedValue("smp", DEFAULT_SMP, "1 vCPU, QEMU's default, no -smp"))
+        if "m" not in named:
+            out.append(
+                AssumedValue("memory", DEFAULT_MEMORY, "128 MiB of memory, QEMU's default, no -m")
+            )
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form used by ``migcheck cmdline --format json`` and reports.
 
@@ -199,6 +259,7 @@ class VmSpec:
                     "props": redact_props(d.props, d.driver),
                     "origin": d.origin,
                     "implicit": d.implicit,
+                    **({"assumed": d.assumed} if d.assumed else {}),
                 }
                 for d in self.devices
             ],
@@ -223,4 +284,5 @@ class VmSpec:
                 for r in self.readconfigs
             ],
             "device_gaps": list(self.device_gaps),
+            "assumed": [a.to_json() for a in self.assumptions()],
         }

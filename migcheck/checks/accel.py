@@ -6,22 +6,24 @@ import os
 
 from migcheck.checks.base import Context, Finding, Status, unknown
 from migcheck.checks.registry import check
+from migcheck.findings import assumed_sides
 from migcheck.vm import VmSpec
 
 
 def guest_accel(vm: VmSpec) -> tuple[str, str]:
-    """The accelerator the guest runs under and how the command line says so.
+    """The accelerator the guest runs under and how the command line says so
+    (:meth:`VmSpec.accel_in_effect`)."""
+    accel, how, _assumed = vm.accel_in_effect()
+    return accel, how
 
-    QEMU tries the listed accelerators in order; the first is what a started guest uses on
-    a host that has it (a guest that fell back to TCG on the source is a TCG guest, which
-    facts cannot tell: the first one is judged). With none listed, QEMU picks "kvm:tcg" when
-    the program name ends in "kvm" (RHEL's /usr/libexec/qemu-kvm) and "tcg:kvm" otherwise
-    (softmmu/vl.c, system/vl.c since 8.1, configure_accelerators())."""
-    if vm.accel:
-        return vm.accel[0], "-accel " + ":".join(vm.accel)
-    if vm.binary and os.path.basename(vm.binary).endswith("kvm"):
-        return "kvm", f"{os.path.basename(vm.binary)} (defaults to KVM)"
-    return "tcg", "no accelerator given (QEMU defaults to TCG)"
+
+def accel_assumed(vm: VmSpec) -> str | None:
+    """Why the accelerator is assumed (the input names none), or None."""
+    accel, _how, assumed = vm.accel_in_effect()
+    if not assumed:
+        return None
+    binary = os.path.basename(vm.binary or "") or "QEMU"
+    return f"accelerator {accel}, {binary}'s default, no -accel"
 
 
 def _wants_kvm(ctx: Context) -> tuple[bool, str]:
@@ -38,8 +40,9 @@ def _wants_kvm(ctx: Context) -> tuple[bool, str]:
 def check_kvm(ctx: Context) -> list[Finding]:
     cid = "accel.kvm"
     wants, how = _wants_kvm(ctx)
+    guessed = assumed_sides(accel_assumed(ctx.vm), "guest")
     if not wants:
-        return [Finding(cid, Status.PASS, f"{how}: KVM not required")]
+        return [Finding(cid, Status.PASS, f"{how}: KVM not required", assumed=guessed)]
     sides = {}
     for role, facts in (("source", ctx.src), ("destination", ctx.dst)):
         usable = facts.kvm_usable
@@ -62,6 +65,16 @@ def check_kvm(ctx: Context) -> list[Finding]:
                 source=src_text,
                 destination=dst_text,
                 fix="load the kvm module on the destination (and check /dev/kvm permissions)",
+                assumed=guessed,
             )
         ]
-    return [Finding(cid, Status.PASS, f"KVM usable on both hosts ({how})", src_text, dst_text)]
+    return [
+        Finding(
+            cid,
+            Status.PASS,
+            f"KVM usable on both hosts ({how})",
+            src_text,
+            dst_text,
+            assumed=guessed,
+        )
+    ]

@@ -6,7 +6,8 @@ be tested with facts built in memory and run thousands of times in a fleet matri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,28 @@ class Context:
         from migcheck.platforms import host_platforms
 
         return host_platforms(self.platforms, self.dst)
+
+
+def with_assumed(findings: Iterable[Finding], *notes: tuple[str, str]) -> list[Finding]:
+    """``findings`` with ``notes`` ((side, why) pairs, see ``Finding.assumed``) added to each
+    one that is not unknown (an unknown finding judged nothing, so it assumed nothing)."""
+    out = []
+    for f in findings:
+        values = {"source": f.source, "destination": f.destination}
+        # A side with no value ("-") assumed nothing.
+        add = tuple(n for n in notes if n[0] not in values or values[n[0]] is not None)
+        if f.status is Status.UNKNOWN or not add:
+            out.append(f)
+        else:
+            out.append(replace(f, assumed=f.assumed + add))
+    return out
+
+
+def machine_assumed(ctx: Context) -> str | None:
+    """Why the guest's machine type is assumed (no -machine: each host's default), or None."""
+    if ctx.vm.machine.type is not None:
+        return None
+    return "QEMU's default, no -machine"
 
 
 def unknown(check_id: str, *reasons: str | None) -> Finding:

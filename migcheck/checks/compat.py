@@ -24,9 +24,18 @@ from migcheck.catalog.compat import (
     shipped_compat,
     virtio_backend,
 )
-from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.base import (
+    Context,
+    Finding,
+    Status,
+    machine_assumed,
+    missing_qemu,
+    unknown,
+    with_assumed,
+)
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.findings import assumed_sides
 
 CID = "compat.defaults"
 
@@ -83,7 +92,13 @@ def _differs(ctx: Context, dev: Any, name: str, machine: str, prop: str, a: Any,
         destination={"device": dev.driver, "property": prop, "value": b},
         fix=f"set {prop}={value} explicitly on the destination's command line ({how}); "
         "the source already runs with that value",
+        assumed=assumed_sides(_device_assumed(dev), "guest"),
     )
+
+
+def _device_assumed(dev: Any) -> str | None:
+    why = getattr(dev, "assumed", None)
+    return f"the device {dev.driver}: {why}" if why else None
 
 
 @check(
@@ -134,13 +149,32 @@ def check_defaults(ctx: Context) -> list[Finding]:
     # else the sourced table for its QEMU version.
     table = shipped_compat()
     compat_lists = []
+    notes = assumed_sides(machine_assumed(ctx))
     for role, build, facts in (("source", src_build, ctx.src), ("destination", dst_build, ctx.dst)):
         listed = build.machine_compat(machine)
         if listed is None:
             listed = table.compat_props(machine, facts.qemu_version)
+            # Not the build's own answer: what upstream QEMU's source gives that release
+            # (a distribution's patches to it would not show).
+            notes += assumed_sides(
+                f"{machine}'s compat properties on the {role}: migcheck's table of upstream "
+                f"QEMU {facts.qemu_version} (that build does not report them)",
+                "guest",
+            )
         if isinstance(listed, Unknown):
             return [unknown(CID, f"{role} {facts.name}: {listed.reason}")]
         compat_lists.append(listed)
+    return with_assumed(_compare(ctx, machine, src_build, dst_build, compat_lists, table), *notes)
+
+
+def _compare(
+    ctx: Context,
+    machine: str,
+    src_build: Any,
+    dst_build: Any,
+    compat_lists: list[Any],
+    table: Any,
+) -> list[Finding]:
     findings: list[Finding] = []
     unknowns: list[str] = []
     compared = 0

@@ -19,11 +19,20 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from migcheck.checks.accel import guest_accel
-from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.accel import accel_assumed, guest_accel
+from migcheck.checks.base import (
+    Context,
+    Finding,
+    Status,
+    machine_assumed,
+    missing_qemu,
+    unknown,
+    with_assumed,
+)
 from migcheck.checks.registry import check
 from migcheck.cpufeatures import canonical, canonical_props, canonical_set
 from migcheck.facts import Facts
+from migcheck.findings import assumed_sides
 
 PASSTHROUGH_MODELS = ("host", "max")
 _HOST_FEATURES: weakref.WeakKeyDictionary[Facts, dict[str, bool]] = weakref.WeakKeyDictionary()
@@ -267,6 +276,18 @@ def _enforced(ctx: Context) -> bool:
     gates_start=True,
 )
 def check_model(ctx: Context) -> list[Finding]:
+    guessed = [accel_assumed(ctx.vm)]
+    if ctx.vm.cpu.model is None:
+        name = _model_name(ctx) or "?"
+        machine = ctx.src.resolve_machine(ctx.vm.machine.type) or "?"
+        guessed.append(f"CPU model {name}: the default of machine type {machine}, no -cpu")
+        if machine_assumed(ctx):
+            guessed.append(f"machine type {machine}: {machine_assumed(ctx)}")
+    notes = assumed_sides("; ".join(g for g in guessed if g) or None, "guest")
+    return with_assumed(_check_model(ctx), *notes)
+
+
+def _check_model(ctx: Context) -> list[Finding]:
     cid = "cpu.model"
     accel = cpu_accel(ctx)
     reasons = cpu_missing(ctx, "cpu_models")
@@ -408,6 +429,11 @@ def check_features(ctx: Context) -> list[Finding]:
     wanted = sorted(f for f, on in _wanted(ctx).items() if on and is_cpuid_feature(f))
     if not wanted:
         return [Finding(cid, Status.PASS, "no CPU features are explicitly enabled")]
+    notes = assumed_sides(accel_assumed(ctx.vm), "guest")  # the accelerator answers
+    return with_assumed(_check_features(ctx, cid, wanted), *notes)
+
+
+def _check_features(ctx: Context, cid: str, wanted: list[str]) -> list[Finding]:
     accel = cpu_accel(ctx)
     reasons = cpu_missing(ctx, "host_cpu")
     if reasons or expansion(ctx.src, accel) is None or expansion(ctx.dst, accel) is None:
@@ -478,6 +504,11 @@ def check_passthrough(ctx: Context) -> list[Finding]:
     model = ctx.vm.cpu.model
     if model not in PASSTHROUGH_MODELS:
         return [Finding(cid, Status.PASS, "not a host-passthrough CPU")]
+    notes = assumed_sides(accel_assumed(ctx.vm), "guest")  # host and max depend on it
+    return with_assumed(_check_passthrough(ctx, cid, model), *notes)
+
+
+def _check_passthrough(ctx: Context, cid: str, model: str) -> list[Finding]:
     accel = cpu_accel(ctx)
     if model == "host" and accel == "tcg":
         # target/i386/host-cpu.c / kvm-cpu.c: the "host" model is only registered for

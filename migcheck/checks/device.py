@@ -17,6 +17,7 @@ from migcheck.build import BuildData
 from migcheck.checks.base import Context, Finding, Status, unknown
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.findings import assumed_sides
 from migcheck.keyval import split_keyval
 from migcheck.vm import Device
 
@@ -95,6 +96,7 @@ def check_type(ctx: Context) -> list[Finding]:
                 destination=None,
                 fix=f"migrate to a host whose QEMU build has {driver}, or install the "
                 "package that provides it (a module such as qemu-system-modules-*)",
+                assumed=assumed_sides(_type_assumed(devices, driver), "source"),
             )
         )
     if unresolved:
@@ -116,6 +118,15 @@ def check_type(ctx: Context) -> list[Finding]:
             )
         )
     return findings
+
+
+def _type_assumed(devices: list[Device], driver: str) -> str | None:
+    """Why a device type is QEMU's default rather than named by the input, when every
+    device of that type is."""
+    whys = {d.assumed for d in devices if d.driver == driver}
+    if None in whys or not whys:
+        return None
+    return "; ".join(sorted(w for w in whys if w))
 
 
 # --- device.property -----------------------------------------------------------------------

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from migcheck.build import BuildData
-from migcheck.checks.base import Context, Finding, Status, unknown
+from migcheck.checks.base import Context, Finding, Status, unknown, with_assumed
 from migcheck.checks.registry import check
 from migcheck.cmdline import split_keyval
 from migcheck.devicegraph import MachineModel, machine_model
+from migcheck.findings import assumed_sides
 from migcheck.vm import Device, VmSpec
 
 READS = ("qemu.build",)
@@ -365,11 +366,12 @@ def check_boot_firmware(ctx: Context) -> list[Finding]:
         )
     if 0 not in units and not any("unit 0" in g or "pflash0" in g for g in gaps):
         name = _bios_name(ctx.vm)
-        findings.append(
-            _judge(
-                cid_bios, "BIOS", name, resolve(src, name), resolve(dst, name), ctx, block="pc.bios"
-            )
+        found = _judge(
+            cid_bios, "BIOS", name, resolve(src, name), resolve(dst, name), ctx, block="pc.bios"
         )
+        default = name == DEFAULT_BIOS and not any(o.name == "bios" for o in ctx.vm.options)
+        why = f"{name}: QEMU's default BIOS, no -bios" if default else None
+        findings += with_assumed([found], *assumed_sides(why, "guest"))
     return findings
 
 
@@ -416,26 +418,30 @@ def check_option_roms(ctx: Context) -> list[Finding]:
     for dev in candidates:
         label = f"{dev.driver} (id {dev.id})" if dev.id else dev.driver
         name = _setting(ctx.vm, dev, dst, "romfile")
+        notes: tuple[tuple[str, str], ...] = ()
         if name is None:
             name = DEFAULT_ROMS.get(dev.driver)
+            why = f"{name}: {dev.driver}'s default option ROM, no romfile="
+            notes = assumed_sides(why, "guest")
         if not name:
             continue  # romfile="" loads nothing (pci_add_option_rom returns early)
         name = str(name)
+        if dev.assumed:
+            notes += assumed_sides(f"the device {dev.driver}: {dev.assumed}", "guest")
         s_img, d_img = resolve(src, name), resolve(dst, name)
         rombar = _setting(ctx.vm, dev, dst, "rombar")
         if rombar is not None and _is_zero(rombar):
-            findings.append(
-                _judge(
-                    cid,
-                    f"{label} (rombar=0)",
-                    name,
-                    s_img,
-                    d_img,
-                    ctx,
-                    block="fw_cfg",
-                    sizes_matter=False,
-                )
+            found = _judge(
+                cid,
+                f"{label} (rombar=0)",
+                name,
+                s_img,
+                d_img,
+                ctx,
+                block="fw_cfg",
+                sizes_matter=False,
             )
+            findings += with_assumed([found], *notes)
             continue
         romsize = _setting(ctx.vm, dev, dst, "romsize")
         size_of = pow2ceil
@@ -450,18 +456,17 @@ def check_option_roms(ctx: Context) -> list[Finding]:
                 def size_of(_n: int, fixed: int = fixed) -> int:
                     return fixed
 
-        findings.append(
-            _judge(
-                cid,
-                f"{label} option ROM",
-                name,
-                s_img,
-                d_img,
-                ctx,
-                block=f"{dev.driver} ROM BAR",
-                size_of=size_of,
-            )
+        found = _judge(
+            cid,
+            f"{label} option ROM",
+            name,
+            s_img,
+            d_img,
+            ctx,
+            block=f"{dev.driver} ROM BAR",
+            size_of=size_of,
         )
+        findings += with_assumed([found], *notes)
     if not findings:
         return [Finding(cid, Status.PASS, 'no device loads an option ROM (romfile="")')]
     return findings

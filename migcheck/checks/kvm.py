@@ -11,10 +11,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from migcheck.checks.accel import guest_accel
-from migcheck.checks.base import Context, Finding, Status, unknown
+from migcheck.checks.accel import accel_assumed, guest_accel
+from migcheck.checks.base import (
+    Context,
+    Finding,
+    Status,
+    machine_assumed,
+    unknown,
+    with_assumed,
+)
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.findings import assumed_sides
 from migcheck.machinetypes import sets_host_phys_bits
 from migcheck.vm import as_bool
 
@@ -23,7 +31,10 @@ def _not_kvm(ctx: Context, cid: str) -> list[Finding] | None:
     accel, how = guest_accel(ctx.vm)
     if accel == "kvm":
         return None
-    return [Finding(cid, Status.PASS, f"{how}: KVM host limits do not apply")]
+    return with_assumed(
+        [Finding(cid, Status.PASS, f"{how}: KVM host limits do not apply")],
+        *assumed_sides(accel_assumed(ctx.vm), "guest"),
+    )
 
 
 def _cap(facts: Facts, name: str) -> int | None:
@@ -155,12 +166,21 @@ def parse_smp(vm_options: list, prefer_sockets: bool = False) -> tuple[Smp | Non
     gates_start=True,
 )
 def check_vcpus(ctx: Context) -> list[Finding]:
+    smp_given = any(o.name == "smp" for o in ctx.vm.options)
+    notes = assumed_sides(None if smp_given else "QEMU's default, no -smp", "source")
+    if machine_assumed(ctx):
+        machine = ctx.dst.resolve_machine(None)
+        notes += assumed_sides(f"machine type {machine}: {machine_assumed(ctx)}", "guest")
+    return with_assumed(_check_vcpus(ctx), *notes)
+
+
+def _check_vcpus(ctx: Context) -> list[Finding]:
     cid = "kvm.vcpus"
     machine = ctx.dst.resolve_machine(ctx.vm.machine.type)
     smp, why = parse_smp(ctx.vm.options, _before_6_2(machine))
     if smp is None:
         return [unknown(cid, why)]
-    what = f"{smp.cpus} vCPUs (maxcpus {smp.maxcpus})"
+    what = f"{smp.cpus} vCPU{'s' * (smp.cpus != 1)} (maxcpus {smp.maxcpus})"
     # hw/core/machine-smp.c: "Invalid SMP CPUs %d. The max CPUs supported by machine '%s'
     # is %d" when max_cpus > mc->max_cpus (query-machines' cpu-max).
     info = (ctx.dst.machines or {}).get(machine or "")
@@ -352,6 +372,7 @@ def check_tsc(ctx: Context) -> list[Finding]:
 
 # target/i386/cpu.c x86_cpu_realizefn(): phys-bits 0 (unset) becomes TCG_PHYS_ADDR_BITS.
 DEFAULT_PHYS_BITS = 40
+DEFAULT_HOW = "QEMU's default"
 
 # Named models without long mode (builtin_x86_defs lacking CPUID_EXT2_LM; listed by asking
 # QEMU 7.2 for each model's expansion): QEMU keeps their width fixed ("phys-bits is not
@@ -385,7 +406,7 @@ def _guest_phys_bits(ctx: Context, facts: Facts) -> tuple[int | None, str]:
     explicit = _int(cpu.props.get("phys-bits"))
     if explicit:
         return explicit, "phys-bits"
-    return DEFAULT_PHYS_BITS, "QEMU's default"
+    return DEFAULT_PHYS_BITS, DEFAULT_HOW
 
 
 def _int(value: object) -> int | None:
@@ -412,6 +433,22 @@ def check_phys_bits(ctx: Context) -> list[Finding]:
     model = (ctx.vm.cpu.model or "").removesuffix("-v1")
     if model in NO_LONG_MODE or ctx.vm.cpu.features.get("lm") is False:
         return [Finding(cid, Status.PASS, f"-cpu {ctx.vm.cpu.model}: no long mode, fixed width")]
+    found = _check_phys_bits(ctx, cid)
+    if _guest_phys_bits(ctx, ctx.src)[1] != DEFAULT_HOW:
+        return found
+    why = "QEMU's default, no host-phys-bits or phys-bits"
+    # Where the finding's values are the guest's width they are the assumed ones; where
+    # they are the hosts' own widths (read from the facts), the guest's is.
+    out = []
+    for f in found:
+        if f.source == DEFAULT_PHYS_BITS and f.destination in (DEFAULT_PHYS_BITS, None):
+            out += with_assumed([f], *assumed_sides(why))
+        else:
+            out += with_assumed([f], ("guest", f"{DEFAULT_PHYS_BITS} physical address bits: {why}"))
+    return out
+
+
+def _check_phys_bits(ctx: Context, cid: str) -> list[Finding]:
     src_bits, how = _guest_phys_bits(ctx, ctx.src)
     dst_bits, _ = _guest_phys_bits(ctx, ctx.dst)
     if src_bits is None or dst_bits is None:

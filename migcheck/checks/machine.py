@@ -7,9 +7,18 @@ type this QEMU has", which differs between QEMU releases.
 
 from __future__ import annotations
 
-from migcheck.checks.base import Context, Finding, Status, missing_qemu, unknown
+from migcheck.checks.base import (
+    Context,
+    Finding,
+    Status,
+    machine_assumed,
+    missing_qemu,
+    unknown,
+    with_assumed,
+)
 from migcheck.checks.registry import check
 from migcheck.facts import Facts
+from migcheck.findings import assumed_sides
 from migcheck.machinetypes import newest_of_line
 
 
@@ -35,6 +44,10 @@ def _requested(ctx: Context) -> str:
     gates_start=True,
 )
 def check_type(ctx: Context) -> list[Finding]:
+    return with_assumed(_check_type(ctx), *assumed_sides(machine_assumed(ctx)))
+
+
+def _check_type(ctx: Context) -> list[Finding]:
     cid = "machine.type"
     reasons = missing_qemu(ctx, "machines")
     if reasons:
@@ -103,6 +116,10 @@ def check_type(ctx: Context) -> list[Finding]:
     ),
 )
 def check_alias(ctx: Context) -> list[Finding]:
+    return with_assumed(_check_alias(ctx), *assumed_sides(machine_assumed(ctx)))
+
+
+def _check_alias(ctx: Context) -> list[Finding]:
     cid = "machine.alias"
     reasons = missing_qemu(ctx, "machines")
     if reasons:

@@ -60,6 +60,7 @@ def fleet_json(result: FleetResult, changes: Sequence[Change] | None = None) -> 
                 "kernel": c.facts.kernel_release,
                 "cpu": c.facts.cpu_summary,
                 "effective_platform": c.effective_platform,
+                "assumed": c.facts.assumed,  # --assume: derived from the catalog, not measured
             }
             for c in result.classes
         ],
@@ -288,6 +289,11 @@ def _n(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
+def _marked(value: object, key: str, assumed: dict[str, str]) -> str:
+    """A host class's value, marked when ``fleet --assume`` assumed it."""
+    return f"{value} (assumed)" if key in assumed else str(value)
+
+
 def verdict_parts(result: FleetResult, changes: Sequence[Change] | None = None) -> list[str]:
     """The table's last line, in parts that may go to separate lines (never split): the
     verdict the exit code states (:func:`migcheck.fleet.overall_verdict`), then what it
@@ -355,11 +361,12 @@ def render_table(
     for col in ("class", "hosts", "QEMU", "kernel", "CPU"):
         classes.add_column(col, overflow="fold")
     for c in result.classes:
+        assumed = c.facts.assumed
         classes.add_row(
             c.id,
             _hosts_text(c, 6),
-            str(c.facts.qemu_version),
-            str(c.facts.kernel_release),
+            _marked(c.facts.qemu_version, "qemu", assumed),
+            _marked(c.facts.kernel_release, "kernel", assumed),
             str(c.facts.cpu_summary),
         )
     console.print(classes)

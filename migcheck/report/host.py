@@ -66,20 +66,34 @@ def render_vm(console: Console, title: str, doc: dict[str, Any]) -> None:
     table.add_column("what")
     table.add_column("value", overflow="fold")
     machine, cpu = doc["machine"], doc["cpu"]
+    # What the command line leaves to QEMU, marked where the value would be.
+    guessed = {a["what"]: a for a in doc.get("assumed", [])}
+
+    def mark(what: str, shown: str) -> str:
+        a = guessed.get(what)
+        if a is None:
+            return shown
+        return f"(assumed: {a['why']})"  # the reason names the value
+
     rows = [
         ("binary", doc["binary"] or "-"),
-        ("machine", (machine["type"] or "(default)") + _kv(machine["options"])),
-        ("accel", ":".join(doc["accel"]) or "(default)"),
-        ("cpu", (cpu["model"] or "(machine default)") + _kv(cpu["features"]) + _kv(cpu["props"])),
+        ("machine", mark("machine", (machine["type"] or "") + _kv(machine["options"]))),
+        ("accel", mark("accel", ":".join(doc["accel"]))),
+        ("cpu", mark("cpu", (cpu["model"] or "") + _kv(cpu["features"]) + _kv(cpu["props"]))),
         ("platform", doc["platform"] or "(not pinned)"),
     ]
+    rows += [(what, mark(what, "")) for what in ("smp", "memory") if what in guessed]
     rows += [
         (
             "device",
             d["driver"]
             + _ident(d)
             + _kv(d["props"])
-            + ("" if d["origin"] == "-device" else f"  ({d['origin']})"),
+            + (
+                f"  (assumed: {d['assumed']})"
+                if d.get("assumed")
+                else ("" if d["origin"] == "-device" else f"  ({d['origin']})")
+            ),
         )
         for d in doc["devices"]
     ]

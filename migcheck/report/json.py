@@ -22,6 +22,7 @@ def host_json(facts: Facts) -> dict[str, Any]:
         "qemu": facts.qemu_version,
         "cpu": facts.cpu_summary,
         "cache": facts.cache_note,  # None: nothing came from the probe cache
+        "assumed": facts.assumed,  # fleet --assume: values derived, not measured
     }
 
 

@@ -52,6 +52,11 @@ def verdict_line(report: PairReport) -> list[Span]:
     ]
 
 
+def assumed_value(v: Any, why: str | None) -> str:
+    """A value as shown, marked when migcheck assumed it rather than read it."""
+    return _value(v) + (f" (assumed: {why})" if why and v is not None else "")
+
+
 # Below this width the source and destination values move into the "why" column, so the
 # reason and the fix are never cut off in an 80-column terminal or a CI log.
 WIDE = 130
@@ -59,8 +64,19 @@ WIDE = 130
 
 def _why(f: Finding, with_values: bool) -> Cell:
     why: list[Span] = [(line, None) for line in f.message.split("\n")]
+    assumed = f.assumptions
     if with_values and (f.source is not None or f.destination is not None):
-        why.append((f"source: {_value(f.source)}  destination: {_value(f.destination)}", "dim"))
+        src_why, dst_why = assumed.get("source"), assumed.get("destination")
+        both: list[Span] = []
+        if src_why and src_why == dst_why and f.source is not None and f.destination is not None:
+            src_why = dst_why = None
+            both = [(f"(both assumed: {assumed['source']})", "dim")]
+        src = f"source: {assumed_value(f.source, src_why)}"
+        dst = f"destination: {assumed_value(f.destination, dst_why)}"
+        why.append((f"{src}  {dst}", "dim"))
+        why += both
+    if assumed.get("guest"):
+        why.append((f"assumed: {assumed['guest']}", "italic"))
     if f.fix and f.status is not Status.PASS:
         why.append(("fix: see below", "bold"))
     return why
@@ -86,7 +102,11 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
         for f in shown:
             status: Cell = [(f.status.value, _STATUS_STYLE[f.status])]
             if wide:
-                values: list[Cell] = [[(_value(f.source), None)], [(_value(f.destination), None)]]
+                marks = f.assumptions
+                values: list[Cell] = [
+                    [(assumed_value(f.source, marks.get("source")), None)],
+                    [(assumed_value(f.destination, marks.get("destination")), None)],
+                ]
                 rows.append([[(f.id, None)], status, *values, _why(f, False)])
             else:
                 rows.append([[(f.id, None)], status, _why(f, True)])
@@ -102,6 +122,14 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
             # Never broken by migcheck; the terminal wraps it for display only, so a copied
             # fix is the exact text (options are never split).
             term.print((f"  {f.id}: {f.fix}", None))
+    guessed = report.vm.assumptions()
+    if guessed:
+        # What the command line leaves to QEMU: judged as QEMU's defaults, said once here.
+        parts = ["assumed (the command line does not say):"]
+        parts += [f"{a.why};" for a in guessed]
+        parts[-1] = parts[-1].rstrip(";")
+        for line in fit(parts, term.width):
+            term.print((line, "italic"))
     # Broken only between parts: where the line does not fit, "(kernel X, QEMU Y)" goes to a
     # line of its own instead of the terminal cutting it after "(kernel "; a path too long
     # for a line is still whole (the terminal wraps it for display only).

@@ -21,7 +21,15 @@ from typing import TextIO
 # A line of output: (text, style) pieces; a style is space-separated words from _SGR or None.
 Span = tuple[str, "str | None"]
 
-_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35"}
+_SGR = {
+    "bold": "1",
+    "dim": "2",
+    "italic": "3",
+    "red": "31",
+    "green": "32",
+    "yellow": "33",
+    "magenta": "35",
+}
 _COLOURS = {"red", "green", "yellow", "magenta"}
 _WORD = re.compile(r"\S+\s*")
 
