@@ -221,3 +221,19 @@ def test_pair_footer_breaks_between_parts_only(columns: int) -> None:
     kernel = [line for line in lines if "(kernel" in line]
     assert len(kernel) == 2 and all(line.rstrip().endswith(")") for line in kernel)
     assert all("QEMU" in line for line in kernel)
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_pair_table_repeats_its_verdict_last(columns: int) -> None:
+    """A table taller than the terminal scrolls the first line away: the verdict is also
+    the last line. A verdict with nothing to show (all passed) is said once."""
+    res = migcheck("pair", TRIXIE, BOOKWORM, "-c", CMDLINE, columns=columns)
+    lines = res.stdout.rstrip("\n").splitlines()
+    assert lines[0] == lines[-1]
+    assert lines[-1].startswith("UNSAFE  hv-trixie -> hv-bookworm:")
+    pinned = str(FIXTURES / "cmdlines" / "web01-pinned.cmdline")
+    safe = migcheck("pair", BOOKWORM, TRIXIE, "-c", pinned, columns=columns)
+    assert safe.returncode == 0, safe.stdout
+    assert [line for line in safe.stdout.splitlines() if line.startswith("SAFE")] == [
+        "SAFE  hv-bookworm -> hv-trixie: can live-migrate (0 warnings)"
+    ]

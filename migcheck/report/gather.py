@@ -14,14 +14,14 @@ from migcheck.gather import HostResult
 def render_summary(console: Console, results: Sequence[HostResult]) -> None:
     table = Table(header_style="bold")
     # The host name is what the operator looks for: it keeps the most room (longer names
-    # fold). Below 100 columns six columns only fit when kernel and CPU give way (they fold
-    # and are cut with an ellipsis; the JSON facts have them whole).
+    # fold). Below 100 columns six columns only fit when kernel and CPU give way: they fold
+    # within a narrower column (a row is as tall as its host name anyway), never cut.
     narrow = console.width < 100
     longest = max((len(r.ref.text) for r in results), default=4)
     table.add_column("host", overflow="fold", min_width=min(16 if narrow else 32, longest))
     table.add_column("kernel", overflow="fold", max_width=10 if narrow else None)
     table.add_column("QEMU", no_wrap=True)
-    table.add_column("CPU", overflow="ellipsis", no_wrap=True, max_width=12 if narrow else None)
+    table.add_column("CPU", overflow="fold", max_width=12 if narrow else None)
     table.add_column("status", no_wrap=True)
     table.add_column("seconds", no_wrap=True)
     for r in results:

@@ -141,6 +141,10 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
         if facts.cache_note:
             for line in fit([f"{facts.origin}:", facts.cache_note], term.width):
                 term.print((line, "dim"))
+    if shown:
+        # The verdict again, last: a table taller than the terminal has scrolled the first
+        # line away, and the last is where the cursor leaves the operator's eye.
+        term.print(*verdict_line(report))
 
 
 def both_ways_line(forward: PairReport, reverse: PairReport, verdict: Verdict) -> list[Span]:
