@@ -62,7 +62,10 @@ def assumed_value(v: Any, why: str | None) -> str:
 WIDE = 130
 
 
-def _why(f: Finding, with_values: bool) -> Cell:
+def _why(f: Finding, with_values: bool, room: int = 0) -> Cell:
+    """The message, then (``with_values``) both values on one line if it fits in ``room``
+    columns, else a line each (a value is never parted from its label), what was assumed,
+    and a pointer to the fix."""
     why: list[Span] = [(line, None) for line in f.message.split("\n")]
     assumed = f.assumptions
     if with_values and (f.source is not None or f.destination is not None):
@@ -73,7 +76,10 @@ def _why(f: Finding, with_values: bool) -> Cell:
             both = [(f"(both assumed: {assumed['source']})", "dim")]
         src = f"source: {assumed_value(f.source, src_why)}"
         dst = f"destination: {assumed_value(f.destination, dst_why)}"
-        why.append((f"{src}  {dst}", "dim"))
+        if len(src) + 2 + len(dst) <= room:
+            why.append((f"{src}  {dst}", "dim"))
+        else:
+            why += [(src, "dim"), (dst, "dim")]
         why += both
     if assumed.get("guest"):
         why.append((f"assumed: {assumed['guest']}", "italic"))
@@ -109,7 +115,9 @@ def render_pair(term: Terminal, report: PairReport, verbose: bool = False) -> No
                 ]
                 rows.append([[(f.id, None)], status, *values, _why(f, False)])
             else:
-                rows.append([[(f.id, None)], status, _why(f, True)])
+                # The why column gets what the check and result columns leave.
+                room = term.width - max(len(x.id) for x in shown) - len("unknown") - 10
+                rows.append([[(f.id, None)], status, _why(f, True, room)])
         for line in render_table(term, columns, rows, lines_between_rows=not wide):
             term.stream.write(line + "\n")
     if passed and not verbose:
