@@ -587,7 +587,8 @@ def fleet(
 ) -> None:
     """Which hosts can take which guests; with --assume, what an upgrade would break.
 
-    Ctrl-C prints what was judged so far, marked incomplete (exit 3, or 1 if a judged
+    The table ends with one verdict line, the one the exit code states. Ctrl-C prints what
+    was judged so far, marked incomplete (exit 3, or 1 if a judged
     cell is unsafe)."""
     from migcheck.report.formats import FLEET_FORMATS, render_fleet
 
