@@ -9,10 +9,12 @@ OUT="$ROOT/docs/terminal"
 BIN="$ROOT/.venv/bin"
 H=fixtures/hosts
 C=fixtures/cmdlines
-FLEET=/tmp/migcheck-fleet  # fixed names: the captures show them
-GATHER=/tmp/migcheck-gather
-rm -rf "$FLEET" "$GATHER" && mkdir "$FLEET" "$GATHER"
-trap 'tmux kill-session -t migcheck-capture 2>/dev/null || true; rm -rf "$FLEET" "$GATHER"' EXIT
+# Inputs under build/ (git ignores it), named relative to the root: the captures show them.
+FLEET=build/terminal/fleet
+GATHER=build/terminal/gather
+SESSION=migcheck-capture-$$
+rm -rf build/terminal && mkdir -p "$FLEET" "$GATHER"
+trap 'tmux kill-session -t "$SESSION" 2>/dev/null || true; rm -rf build/terminal' EXIT
 
 # A small fleet from the bundled captures: QEMU 7.2 and 10.0 on kernel 6.18, QEMU 10.0
 # with Debian 12's and Ubuntu 24.04's kernel strings (fixtures/hosts/uso), and a second
@@ -34,16 +36,16 @@ cp "$H"/debian13-qemu10.0-epyc-pvm.json "$GATHER"/hypervisor-rack12-trixie.examp
 cp -r "$H"/qemu-builds "$GATHER"/
 
 capture() {  # NAME WIDTH HEIGHT COMMAND
-    tmux kill-session -t migcheck-capture 2>/dev/null || true
-    tmux new-session -d -s migcheck-capture -x "$2" -y "$3" -c "$ROOT" \
+    tmux kill-session -t "$SESSION" 2>/dev/null || true
+    tmux new-session -d -s "$SESSION" -x "$2" -y "$3" -c "$ROOT" \
         "env -u COLUMNS -u LINES PATH=$BIN:\$PATH PS1='$ ' sh"
-    tmux set-option -t migcheck-capture history-limit 5000 >/dev/null
-    tmux send-keys -t migcheck-capture "$4; echo \"(exit \$?)\"" Enter
+    tmux set-option -t "$SESSION" history-limit 5000 >/dev/null
+    tmux send-keys -t "$SESSION" "$4; echo \"(exit \$?)\"" Enter
     for _ in $(seq 1 120); do
         sleep 0.5
-        tmux capture-pane -p -J -S - -t migcheck-capture | grep -q '^(exit [0-9]*)$' && break
+        tmux capture-pane -p -J -S - -t "$SESSION" | grep -q '^(exit [0-9]*)$' && break
     done
-    tmux capture-pane -p -J -S - -t migcheck-capture | sed -e 's/[[:space:]]*$//' \
+    tmux capture-pane -p -J -S - -t "$SESSION" | sed -e 's/[[:space:]]*$//' \
         | awk 'NF {for (; blank > 0; blank--) print ""; print; next} {blank++}' \
         | sed -e '$ {/^\$$/d}' > "$OUT/$1"
 }
