@@ -11,6 +11,12 @@ import pytest
 # The multi-host SSH lab (real sshd per host, own mount namespace): tests/lab/.
 pytest_plugins = ["lab.fixtures"]
 
+# Third-party test data (DESIGN.md "Real data you can use"), never copied into the project:
+# ../shared/data beside the clone, or wherever MIGCHECK_TEST_DATA says.
+SHARED_DATA = Path(
+    os.environ.get("MIGCHECK_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip the test when ``condition`` is false, with one line naming what is missing; fail
@@ -22,6 +28,8 @@ def require(condition: bool, reason: str) -> None:
     """
     if condition:
         return
+    if str(SHARED_DATA) in reason and "MIGCHECK_TEST_DATA" not in os.environ:
+        reason += " (third-party data: ../shared/data, or set MIGCHECK_TEST_DATA)"
     if os.environ.get("MIGCHECK_STRICT") == "1":
         pytest.fail(f"required under MIGCHECK_STRICT=1: {reason}")
     pytest.skip(reason)

@@ -15,10 +15,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from conftest import SHARED_DATA
+
 from migcheck.facts import SCHEMA, Facts, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = SHARED_DATA  # ../shared/data or $MIGCHECK_TEST_DATA
 CAPS = SHARED / "libvirt" / "qemucapabilitiesdata"
 CPUTEST = SHARED / "libvirt" / "cputestdata"
 FIXTURES = ROOT / "fixtures"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import SHARED_DATA, require
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +15,7 @@ from migcheck.cmdline import NO_ARG_OPTIONS, load_cmdline, parse_cmdline, split_
 from migcheck.errors import InputError
 from migcheck.vm import VmSpec
 
-LIBVIRT_ARGS = Path(__file__).resolve().parents[1].parent / "shared/data/libvirt/qemuxml2argvdata"
+LIBVIRT_ARGS = SHARED_DATA / "libvirt/qemuxml2argvdata"
 FUZZ = settings(max_examples=200, deadline=None)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require
+from conftest import SHARED_DATA, require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ from migcheck.domainxml import (
 from migcheck.errors import InputError
 from migcheck.vm import Device, VmSpec
 
-LIBVIRT = Path(__file__).resolve().parents[1].parent / "shared/data/libvirt/qemuxml2argvdata"
+LIBVIRT = SHARED_DATA / "libvirt/qemuxml2argvdata"
 FUZZ = settings(max_examples=200, deadline=None)
 CATALOG = load_catalog()
 QNS = "http://libvirt.org/schemas/domain/qemu/1.0"

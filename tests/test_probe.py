@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import SHARED_DATA, require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ from migcheck.probe import probe_script
 from migcheck.transport.local import run_local_probe
 
 PROBE_PATH = Path(probe.__file__)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 CPUINFO_DIRS = [SHARED / "cpuinfo", SHARED / "libvirt" / "virhostcpudata"]
 FUZZ = settings(max_examples=200, deadline=None)
 

@@ -10,13 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import SHARED_DATA, require
 
 from migcheck.cmdline import load_cmdline, parse_cmdline
 from migcheck.trial.skeleton import DEFAULT_DISK_SIZE, build
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGV_DATA = ROOT.parent / "shared" / "data" / "libvirt" / "qemuxml2argvdata"
+ARGV_DATA = SHARED_DATA / "libvirt" / "qemuxml2argvdata"
 FIXTURES = ROOT / "fixtures" / "cmdlines"
 QEMU = shutil.which("qemu-system-x86_64")
 

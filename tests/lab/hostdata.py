@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = SHARED_DATA  # ../shared/data or $MIGCHECK_TEST_DATA
 CAPS = SHARED / "libvirt" / "qemucapabilitiesdata"
 FIXTURE_FACTS = ROOT / "fixtures" / "hosts" / "debian12-qemu7.2-epyc-pvm.json"
 
