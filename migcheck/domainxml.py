@@ -427,6 +427,8 @@ class _Converter:
         root = self.root
         self.domain_type(root)
         self.machine(root)
+        self.smp(root)
+        self.memory(root)
         self.cpu(root)
         self.features(root)
         self.clock(root)
@@ -457,6 +459,80 @@ class _Converter:
         self.spec.machine.type = machine or None
         if os_type is not None:
             self.spec.machine.span = self.tree.span(os_type)
+
+    # ----- vCPUs and memory, as libvirt writes -smp and -m
+
+    def smp(self, root: ET.Element) -> None:
+        """``-smp`` as libvirt writes it (src/qemu/qemu_command.c qemuBuildSmpCommandLine()):
+        the online vCPUs that are not hotpluggable (hotpluggable ones become -device), then
+        ``maxcpus`` when the maximum differs, then ``<cpu><topology>`` (sockets, dies, cores,
+        threads) or, without one, ``sockets=MAX,cores=1,threads=1``. Without ``<vcpu>`` a
+        domain has one vCPU. tests/test_domainxml.py compares this with every
+        qemuxml2argvdata case that has a ``.args`` file."""
+        elem = root.find("vcpu")
+        maximum = self.number(elem, elem.text, "<vcpu>") if elem is not None else 1
+        current = maximum
+        if elem is not None and elem.get("current") is not None:
+            current = self.number(elem, elem.get("current"), "<vcpu current>")
+        if maximum < 1 or not 1 <= current <= maximum:
+            raise self.fail(elem if elem is not None else root, "<vcpu> needs 1 <= current <= max")
+        listed = root.findall("vcpus/vcpu")
+        if listed:
+            boot = [
+                v
+                for v in listed
+                if v.get("enabled", "yes") == "yes" and v.get("hotpluggable", "no") == "no"
+            ]
+            online = len(boot)
+        else:
+            online = current
+        value = f"{online}" + (f",maxcpus={maximum}" if online != maximum else "")
+        topology = root.find("cpu/topology")
+        if topology is not None:
+            counts = {
+                key: self.number(topology, topology.get(key, default), f"topology {key}")
+                for key, default in (
+                    ("sockets", None),
+                    ("dies", "1"),
+                    ("cores", None),
+                    ("threads", None),
+                )
+            }
+            value += "".join(f",{key}={count}" for key, count in counts.items())
+        else:
+            value += f",sockets={maximum},cores=1,threads=1"
+        self.option(elem if elem is not None else root, "smp", value)
+
+    def memory(self, root: ET.Element) -> None:
+        """``-m size=...k`` as libvirt writes it (qemuDomainAlignMemorySizes()): the sum of
+        the NUMA cells, each rounded up to whole MiB; without cells ``<memory>`` less the
+        memory devices (DIMMs are hot-plugged, not part of ``size``), rounded up to whole
+        MiB; ``slots`` and ``maxmem`` from ``<maxMemory>``."""
+        elem = root.find("memory")
+        cells = root.findall("cpu/numa/cell")
+        if elem is None and not cells:
+            return  # libvirt refuses a domain without either; nothing to add here
+
+        def mib(node: ET.Element, value: str | None, unit: str | None) -> int:
+            return -(-self.scaled(node, value, unit or "KiB") // 1024**2)
+
+        if cells:
+            size = sum(mib(cell, cell.get("memory"), cell.get("unit")) for cell in cells)
+        else:
+            plugged = sum(
+                self.scaled(target, target.text, target.get("unit", "KiB"))
+                for target in root.findall("devices/memory/target/size")
+            )
+            assert elem is not None
+            total = self.scaled(elem, elem.text, elem.get("unit", "KiB")) - plugged
+            size = -(-max(total, 0) // 1024**2)
+        value = f"size={size * 1024}k"
+        maximum = root.find("maxMemory")
+        if maximum is not None:
+            slots = self.number(maximum, maximum.get("slots", "0"), "<maxMemory slots>")
+            value += f",slots={slots}" if slots else ""
+            value += f",maxmem={mib(maximum, maximum.text, maximum.get('unit')) * 1024}k"
+        self.option(elem if elem is not None else cells[0], "m", value)
 
     # ----- CPU
 

@@ -709,7 +709,7 @@ def test_disks_record_their_format_node() -> None:
         )
     )
     assert drivers(spec) == ["ide-hd", "ide-cd"]
-    assert [(o.name, o.value) for o in spec.options] == [
+    assert [(o.name, o.value) for o in spec.options if o.name == "blockdev"] == [
         ("blockdev", "driver=vmdk,node-name=libvirt-sata-disk0-format")
     ]
 
@@ -753,7 +753,7 @@ def test_vdagent_channel_trips_the_chardev_blocker() -> None:
             "</source><target type='virtio' name='com.redhat.spice.0'/></channel>"
         )
     )
-    assert [(o.name, o.value) for o in spec.options] == [
+    assert [(o.name, o.value) for o in spec.options if o.name == "chardev"] == [
         ("chardev", "qemu-vdagent,id=charchannel0,name=vdagent")
     ]
     assert blockers(spec) == {"qemu-vdagent"}
@@ -806,7 +806,7 @@ def test_qemu_commandline_globals_and_devices_merge() -> None:
     assert spec.env == {"QEMU_AUDIO_DRV": "none"}
     assert "vfio-pci" in blockers(spec)
     assert "kvm-bus-lock-exit" in capabilities(spec)
-    assert all(o.span.line == 7 for o in spec.options)
+    assert all(o.span.line == 7 for o in spec.options if o.name not in ("smp", "m"))
 
 
 def test_qemu_commandline_set_reaches_libvirts_devices() -> None:
@@ -1162,7 +1162,22 @@ EXPLAINED = {
     "vhost-net by default": "libvirt's test mock opens /dev/vhost-net for every virtio tap NIC; "
     "a real libvirt falls back silently without it, so only an explicit <driver name='vhost'/> "
     "makes the guest depend on vhost-net",
+    "incoming migration keeps its memory size": "a guest started with -incoming keeps the "
+    "source's memory size as libvirt recorded it; the XML of a new guest is aligned to MiB",
 }
+
+
+def _option(spec: VmSpec, name: str) -> str | None:
+    values = [o.value for o in spec.options if o.name == name]
+    return values[-1] if values else None
+
+
+def _explain_memory(args: VmSpec) -> str | None:
+    if _option(args, "incoming") is not None:
+        return "incoming migration keeps its memory size"
+    return None
+
+
 _DEFAULT_CPUS = {"qemu64", "qemu32", "486"}
 _ALIASES = {"pc": "pc-i440fx-", "q35": "pc-q35-"}
 
@@ -1228,6 +1243,8 @@ def test_agreement_with_libvirt_test_pairs() -> None:
                 None,
             ),
             "blockers": (blockers(xml, True), blockers(args, True), None),
+            "-smp": (_option(xml, "smp"), _option(args, "smp"), None),
+            "-m": (_option(xml, "m"), _option(args, "m"), _explain_memory(args)),
         }
         xml_caps, args_caps = capabilities(xml), capabilities(args)
         caps_why = _explain_capabilities(xml, args) if xml_caps != args_caps else None
@@ -1251,6 +1268,7 @@ def test_agreement_with_libvirt_test_pairs() -> None:
     assert compared > 600
     # The comparison must exercise the mappings that matter, not only empty guests.
     assert agree["blockers"] == compared
+    assert agree["-smp"] == compared  # <vcpu>, <vcpus> and <topology> as libvirt writes -smp
 
 
 def test_cli_accepts_domain_xml_where_it_accepts_command_lines(tmp_path):

@@ -135,6 +135,29 @@ def test_more_vcpus_than_the_machine_type_allows_is_unsafe():
     assert by_id(ok, "kvm.vcpus").status is Status.PASS
 
 
+def test_domain_xml_vcpus_are_judged_like_smp():
+    """<vcpu> becomes the -smp libvirt writes: a domain with more vCPUs than the machine
+    type allows is unsafe, as its command line would be (no silent one-vCPU default)."""
+    from migcheck.domainxml import parse_domain_xml
+
+    host = fixture_facts(TRIXIE)
+    cpu_max = host.machines["pc-q35-7.2"]["cpu_max"]  # type: ignore[index]
+
+    def domain(vcpu: str) -> str:
+        return (
+            "<domain type='kvm'><name>g</name><memory unit='KiB'>1048576</memory>"
+            f"<vcpu placement='static'{vcpu}</vcpu>"
+            "<os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os></domain>"
+        )
+
+    too_many = parse_domain_xml(domain(f" current='2'>{cpu_max + 1}"), "g.xml")
+    finding = by_id(check_pair(too_many, host, host), "kvm.vcpus")
+    assert finding.status is Status.FAIL and f"at most {cpu_max}" in finding.message
+    assert "assumed" not in str(finding.to_json())
+    fits = parse_domain_xml(domain(">4"), "g.xml")
+    assert by_id(check_pair(fits, host, host), "kvm.vcpus").status is Status.PASS
+
+
 def test_more_vcpus_than_kvm_allows_is_unsafe():
     src = fixture_facts(TRIXIE)
     most = src.doc["kvm"]["capabilities"]["KVM_CAP_MAX_VCPUS"]
