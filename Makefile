@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fleet_bench.py
 	$(BIN)/python bench/fleet_scale_bench.py $(if $(BEFORE),--before $(BEFORE))
 	$(BIN)/python bench/ssh_bench.py
+	$(BIN)/python bench/startup_bench.py $(if $(BEFORE),--before $(BEFORE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check migcheck tests bench
