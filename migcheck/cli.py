@@ -589,7 +589,7 @@ def fleet(
 
     Ctrl-C prints what was judged so far, marked incomplete (exit 3, or 1 if a judged
     cell is unsafe)."""
-    from migcheck.report.formats import FLEET_FORMATS, render_fleet
+    from migcheck.report.formats import FLEET_FORMATS, FleetReports
 
     files, to_stdout = clirun.plan_outputs(output, FLEET_FORMATS, fmt.value)
     show = fmt is FleetFormat.table or not to_stdout
@@ -617,11 +617,12 @@ def fleet(
             "migcheck: interrupted: the report shows only what was judged (complete: false)",
             markup=False,
         )
+    reports = FleetReports(outcome.result, outcome.changes)  # -o and stdout: rendered once
     for path, kind in files:
-        clirun.emit(render_fleet(kind, outcome.result, outcome.changes, clirun.stdout), path)
+        clirun.emit(reports.render(kind, clirun.stdout), path)
     if to_stdout:
         with clirun.pipe_safe():
-            clirun.emit(render_fleet(fmt.value, outcome.result, outcome.changes, clirun.stdout))
+            clirun.emit(reports.render(fmt.value, clirun.stdout))
     raise typer.Exit(outcome.exit_code)
 
 
