@@ -568,11 +568,24 @@ class Facts:
         machines = self.machines
         if machines is None:
             return None
-        if name is None:
-            return next((n for n, m in machines.items() if m.get("is_default")), None)
         if name in machines:
             return name
-        return next((n for n, m in machines.items() if m.get("alias") == name), None)
+        default, aliases = self._machine_index
+        return default if name is None else aliases.get(name)
+
+    @cached_property
+    def _machine_index(self) -> tuple[str | None, dict[str, str]]:
+        """The default machine and alias -> the first machine naming it (what a scan in
+        order finds): checks resolve the guest's machine thousands of times in a fleet."""
+        default: str | None = None
+        aliases: dict[str, str] = {}
+        for n, m in (self.machines or {}).items():
+            if default is None and m.get("is_default"):
+                default = n
+            alias = m.get("alias")
+            if isinstance(alias, str):
+                aliases.setdefault(alias, n)
+        return default, aliases
 
     def is_machine_alias(self, name: str | None) -> bool:
         machines = self.machines or {}
