@@ -80,7 +80,11 @@ def load_guests(paths: Sequence[str], xml_paths: Sequence[str] = ()) -> list[VmS
     """Command-line files and libvirt domain XML files; a directory contributes its
     *.cmdline / *.args files (or, for --domain-xml, its *.xml files)."""
     from migcheck.cmdline import load_cmdline
-    from migcheck.domainxml import load_domain_xml
+
+    def load_domain_xml(path: str) -> VmSpec:
+        from migcheck.domainxml import load_domain_xml  # 12 ms: only when XML is given
+
+        return load_domain_xml(path)
 
     if not paths and not xml_paths:
         raise InputError("give at least one guest with --cmdline FILE or --domain-xml FILE")
