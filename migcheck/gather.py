@@ -49,6 +49,23 @@ def cache_dir() -> Path:
 CACHE_FORMAT = "migcheck.probe-cache/2"
 
 
+def dumps_by_section(doc: dict[str, Any]) -> str:
+    """Compact JSON, keys sorted, with one top-level member per line (``,\n "name": ...``):
+    :class:`migcheck.fleetload.SectionReader` cuts the text there and shares sections it
+    has seen byte for byte (hosts on one QEMU build send the same ``qemu`` section)."""
+    lines = (f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(doc.items()))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def dumps_cache_entry(entry: dict[str, Any]) -> str:
+    """A probe-cache file: the entry as JSON with its keys sorted (``facts`` first), the
+    facts laid out by :func:`dumps_by_section` and the rest on their last line, so
+    ``fleet --cached`` reads a fleet's entries as cheaply as facts files."""
+    rest = json.dumps({k: v for k, v in entry.items() if k != "facts"}, sort_keys=True)
+    facts = dumps_by_section(entry["facts"]).rstrip("\n")
+    return '{"facts": ' + facts + (", " + rest[1:] if rest != "{}" else "}") + "\n"
+
+
 def usable_cache_dir() -> Path:
     """The cache directory, created 0700; CacheRefused when another user owns it or others
     may write to it (they could plant facts that make an unsafe migration look safe)."""
@@ -108,6 +125,33 @@ def _cacheable(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("guests",)}
 
 
+_ENTRY_HEAD = b'{"facts": {\n'
+_ENTRY_TAIL = b"\n}, "  # the facts' closing brace, then the entry's other members
+_HOST_LINE = b'\n "host": '
+
+
+def _entry_outline(raw: bytes) -> dict[str, Any]:
+    """What :func:`_targets_in` needs of an entry (``format``, ``stored_unix``,
+    ``facts.host``) without parsing its facts: in :func:`dumps_cache_entry`'s layout the
+    other members are the last line and ``host`` is one line of the facts (JSON text cannot
+    hold a raw line feed inside a string, so these markers only occur where it put them).
+    Any other text is parsed whole."""
+    tail = raw.rfind(_ENTRY_TAIL)
+    if raw.startswith(_ENTRY_HEAD) and tail > 0 and raw.count(_HOST_LINE) == 1:
+        start = raw.index(_HOST_LINE) + 2
+        end = raw.find(b"\n", start)
+        line = raw[start:end].rstrip(b",") if 0 < end <= tail else b""
+        try:
+            rest = json.loads(b"{" + raw[tail + len(_ENTRY_TAIL) :])
+            host = json.loads(b"{" + line + b"}") if line else None
+        except ValueError:
+            rest = host = None
+        if isinstance(rest, dict) and "facts" not in rest and isinstance(host, dict):
+            return dict(rest, facts=host)
+    entry = json.loads(raw)
+    return entry if isinstance(entry, dict) else {}
+
+
 @functools.lru_cache(maxsize=8)
 def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
     """HOST text -> the newest probe-cache entry gathered under that text. Entries are keyed
@@ -121,10 +165,10 @@ def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
         return {}
     for path in paths:
         try:
-            entry = json.loads(path.read_bytes())
+            entry = _entry_outline(path.read_bytes())
             target = entry["facts"]["host"]["target"]
             stored = float(entry.get("stored_unix", 0))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue  # not an entry we wrote: ignore it, as the cache lookup does
         ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
         if ours and (target not in found or stored > found[target][0]):
@@ -289,7 +333,7 @@ class Gatherer:
         }
         # The cache is an optimisation; failing to write it is not an error.
         with contextlib.suppress(OSError):
-            atomic_write(directory / f"{key}.json", json.dumps(entry, sort_keys=True), 0o600)
+            atomic_write(directory / f"{key}.json", dumps_cache_entry(entry), 0o600)
 
     def gather(
         self, host: HostRef | str, *, vm: str | None = None, list_vms: bool = False

@@ -227,3 +227,108 @@ def test_cached_judges_from_the_probe_cache_without_contacting_hosts(
     assert len(result.host_class) == 40 and len(result.classes) == 32
     assert list(result.failed_hosts) == ["never-gathered.example.net"]
     assert outcome.exit_code in (1, 3) and result.verdict.value != "safe"
+
+
+@pytest.fixture(scope="module")
+def cache_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 hosts (every class twice) in a probe cache, as ``gather`` leaves it."""
+    out = tmp_path_factory.mktemp("cachefleet") / "f"
+    old = os.environ.get("XDG_CACHE_HOME")
+    try:
+        make_fleet.make_cache(out, 64)
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
+    return out
+
+
+def _entries(fleet: Path) -> list[Path]:
+    return sorted((fleet / "cache" / "migcheck" / "facts").glob("*.json"))
+
+
+def test_probe_cache_entries_read_by_section_equal_a_whole_parse(
+    cache_fleet: Path, tmp_path: Path
+) -> None:
+    from migcheck.gather import _entry_outline, dumps_cache_entry
+
+    reader = SectionReader()
+    entries = _entries(cache_fleet)
+    docs = [reader.load(str(p)).doc for p in entries]
+    for path, doc in zip(entries, docs, strict=True):
+        raw = path.read_bytes()
+        whole = json.loads(raw)
+        assert doc == whole["facts"]
+        assert raw.decode() == dumps_cache_entry(whole)  # the gatherer's own layout
+        outline = _entry_outline(raw)  # what --cached indexes, without parsing the facts
+        assert outline["facts"]["host"] == whole["facts"]["host"]
+        assert {k: outline[k] for k in outline if k != "facts"} == {
+            k: whole[k] for k in whole if k != "facts"
+        }
+    # Hosts on one QEMU build share one parsed qemu section.
+    by_build: dict[str, int] = {}
+    for doc in docs:
+        by_build.setdefault(doc["qemu"]["build"]["key"], id(doc["qemu"]))
+        assert id(doc["qemu"]) == by_build[doc["qemu"]["build"]["key"]]
+    # Entries in another layout (one line, as migcheck before this release wrote them) and
+    # entries that are not ours read exactly as a whole parse says.
+    whole = json.loads(entries[0].read_bytes())
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(whole, sort_keys=True))
+    assert reader.load(str(compact)).doc == whole["facts"]
+    assert _entry_outline(compact.read_bytes())["facts"] == whole["facts"]
+    twice = tmp_path / "twice.json"  # a second "facts" member wins in JSON: parse it whole
+    text = dumps_cache_entry(whole)
+    twice.write_text(text[: text.rindex("}")] + ', "facts": {"schema": 1}}\n')
+    with pytest.raises(FactsError):
+        reader.load(str(twice))
+    with pytest.raises(FactsError):
+        load_facts(twice)
+
+
+def test_cached_grouping_and_verdicts_equal_naive_all_pairs(
+    cache_fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache form of the benchmark fleets: classes and every host pair's verdict as
+    judging each pair on its own whole-parsed facts."""
+    from migcheck.commands import fleet
+    from migcheck.facts import Facts, validate
+    from migcheck.gather import GatherOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_fleet / "cache"))
+    guest = cache_fleet / "vm.cmdline"
+    guest.write_text(GUESTS[0])
+    outcome = fleet(
+        [],
+        GatherOptions(),
+        cmdlines=[str(guest)],
+        inventory=str(cache_fleet / "inventory.ini"),
+        from_cache=True,
+        digest_cache=False,
+    )
+    result = outcome.result
+    assert len(result.host_class) == 64 and len(result.classes) == 32
+    catalog = shipped_catalog()
+    vm = result.guests[0]
+    full = {}
+    for path in _entries(cache_fleet):
+        entry = json.loads(path.read_bytes())
+        facts = Facts(validate(entry["facts"], str(path)), str(path))
+        full[facts.name] = facts
+    assert set(full) == set(result.host_class)
+    plain = evaluate([vm], full, catalog)
+    assert sorted(sorted(c.hosts) for c in plain.classes) == sorted(
+        sorted(c.hosts) for c in result.classes
+    )
+    for a in full:
+        for b in full:
+            if a == b:
+                continue
+            grouped = result.migration_verdict(0, a, b)
+            naive = check_pair(vm, full[a], full[b], catalog=catalog)
+            if grouped is None:
+                ca, cb = result.host_class[a], result.host_class[b]
+                assert False in (result.runnable[(0, ca)], result.runnable[(0, cb)])
+                continue
+            assert grouped == naive.verdict, (a, b)
