@@ -324,12 +324,25 @@ def gather_from_ansible(directory: Path, out_dir: Path | None) -> GatherOutcome:
     return GatherOutcome(results, written)
 
 
+# What the gather summary reads (report/gather.py: Facts.kernel_release, qemu_version,
+# cpu_summary, kvm_usable): each section cut to these keys, its error kept.
+_SUMMARY_KEYS = {
+    "host": ("name",),
+    "kernel": ("release",),
+    "qemu": ("version",),
+    "cpu": ("model_name", "vendor", "family", "model", "stepping"),
+    "kvm": ("present", "usable", "error_open"),
+}
+
+
 def _summary_facts(facts: Facts) -> Facts:
-    """What the gather summary shows (kernel, QEMU version, CPU, KVM), without the bulk."""
-    doc = dict(facts.doc)
-    qemu = doc.get("qemu")
-    if isinstance(qemu, dict) and "error" not in qemu:
-        doc["qemu"] = {"version": qemu.get("version")}
+    """What the gather summary shows (kernel, QEMU version, CPU, KVM) and nothing else:
+    ``gather --from-ansible`` keeps one per host (under 1 KB), never a host's facts."""
+    doc: dict = {}
+    for name, keys in _SUMMARY_KEYS.items():
+        section = facts.doc.get(name)
+        if isinstance(section, dict):
+            doc[name] = {k: section[k] for k in (*keys, "error") if k in section}
     return Facts(doc, facts.origin, facts.base_dir)
 
 

@@ -332,3 +332,57 @@ def test_cached_grouping_and_verdicts_equal_naive_all_pairs(
                 assert False in (result.runnable[(0, ca)], result.runnable[(0, cb)])
                 continue
             assert grouped == naive.verdict, (a, b)
+
+
+def _probe_output(i: int) -> str:
+    """What the probe prints on a host whose build the controller does not hold yet: its
+    facts plus the build schema (about 0.5 MB), from the real captures."""
+    fixtures = ROOT / "fixtures" / "hosts"
+    doc = json.loads((fixtures / "debian12-qemu7.2-epyc-pvm.json").read_text())
+    doc.pop("host", None)
+    key = doc["qemu"]["build"]["key"]
+    doc["build_schema"] = json.loads((fixtures / "qemu-builds" / f"{key}.json").read_text())
+    doc["cpu"]["microcode"] = hex(0x1000065 + i)  # hosts differ a little
+    return json.dumps(doc)
+
+
+def _ansible_tree(tree: Path, n: int) -> Path:
+    tree.mkdir()
+    for i in range(n):  # as `ansible -m script --tree` writes each host's result
+        out = _probe_output(i)
+        result = {"changed": True, "rc": 0, "stdout": out, "stdout_lines": [out], "stderr": ""}
+        (tree / f"hv{i:03d}").write_text(json.dumps(result))
+    return tree
+
+
+def test_from_ansible_memory_does_not_grow_with_hosts(tmp_path: Path) -> None:
+    """Each host's probe output (facts and a 0.5 MB build schema) is read, written and
+    dropped: what stays per host is a summary of well under 4 KB, and the build is held
+    once however often it arrives."""
+    import gc
+    import tracemalloc
+
+    from migcheck import build
+    from migcheck.commands import gather_from_ansible
+
+    def retained(n: int) -> tuple[int, int]:
+        tree = _ansible_tree(tmp_path / f"tree{n}", n)
+        build.forget_received()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            outcome = gather_from_ansible(tree, tmp_path / f"facts{n}")
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        assert outcome.exit_code == 0 and len(outcome.written) == n
+        return kept, len(build._parsed)
+
+    few, parsed_few = retained(4)
+    many, parsed_many = retained(24)
+    assert (many - few) / 20 < 4096, (few, many)
+    assert parsed_many == parsed_few  # one parsed copy of the build, not one per host
+    saved = load_facts(tmp_path / "facts24" / "hv023.json")
+    assert saved.build is not None and saved.machines  # the files have everything
