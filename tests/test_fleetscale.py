@@ -386,3 +386,15 @@ def test_from_ansible_memory_does_not_grow_with_hosts(tmp_path: Path) -> None:
     assert parsed_many == parsed_few  # one parsed copy of the build, not one per host
     saved = load_facts(tmp_path / "facts24" / "hv023.json")
     assert saved.build is not None and saved.machines  # the files have everything
+
+
+def test_saved_facts_text_is_json_dumps_indented(fleet_dir: Path) -> None:
+    from migcheck.facts import dumps_facts
+
+    docs = [json.loads(Path(p).read_text()) for p in _files(fleet_dir)[:6]]
+    docs += [
+        {"a": {"x": 1}, "b": [], "c": {}, "d": "é\u2028\n", "e": 1.5, "f": None},
+        {"a": {"x": True}, "b": [[], {}], "c": {"n": {"m": [1, {"k": "v"}]}}},
+    ]
+    for doc in docs + docs:  # twice: the second time from the memo
+        assert dumps_facts(doc) == json.dumps(doc, indent=1, sort_keys=True) + "\n"
