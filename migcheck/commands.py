@@ -422,13 +422,14 @@ def _fleet_from_files(
     """Facts files (or, ``from_cache``, each host's probe-cache entry), streamed: one parsed
     document per class is kept."""
     from migcheck.fleetload import DigestCache, load_fleet
-    from migcheck.gather import cached_facts_path
+    from migcheck.gather import cached_facts_paths
 
     entries: list[tuple[str | None, str]] = []
     missing: dict[str, str] = {}
-    for name, target in names:
+    paths = cached_facts_paths([parse_host(t) for _, t in names]) if from_cache else []
+    for i, (name, target) in enumerate(names):
         if from_cache:
-            path = cached_facts_path(parse_host(target))
+            path = paths[i]
             if not path.is_file():
                 missing[name] = "no facts in the probe cache (gather it once without --cached)"
                 continue

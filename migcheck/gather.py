@@ -163,29 +163,84 @@ def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
         paths = sorted(directory.glob("*.json"))
     except OSError:
         return {}
+    known = _read_index(directory)
+    index: dict[str, list[Any]] = {}
     for path in paths:
         try:
-            entry = _entry_outline(path.read_bytes())
-            target = entry["facts"]["host"]["target"]
-            stored = float(entry.get("stored_unix", 0))
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
-            continue  # not an entry we wrote: ignore it, as the cache lookup does
-        ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
-        if ours and (target not in found or stored > found[target][0]):
+            st = path.stat()
+        except OSError:
+            continue
+        ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        hit = known.get(path.name)
+        if isinstance(hit, list) and len(hit) == 7 and hit[:5] == ident:
+            target, stored = hit[5], hit[6]
+        else:
+            target, stored = _entry_target(path)
+        index[path.name] = [*ident, target, stored]
+        if isinstance(target, str) and (target not in found or stored > found[target][0]):
             found[target] = (stored, path)
+    if index != known:
+        _write_index(directory, index)
     return {t: p for t, (_, p) in found.items()}
+
+
+_INDEX = ".targets-index"  # not *.json: never taken for an entry
+
+
+def _entry_target(path: Path) -> tuple[str | None, float]:
+    """The HOST text an entry was gathered under and when (None: not an entry of ours)."""
+    try:
+        entry = _entry_outline(path.read_bytes())
+        target = entry["facts"]["host"]["target"]
+        stored = float(entry.get("stored_unix", 0))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None, 0.0  # not an entry we wrote: ignore it, as the cache lookup does
+    ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
+    return (target, stored) if ours else (None, 0.0)
+
+
+def _read_index(directory: Path) -> dict[str, Any]:
+    """Entry file name -> [device, inode, size, mtime_ns, ctime_ns, target, stored] as the
+    last run found them: an entry whose identity is unchanged is not read again (10,000
+    entries are 1.2 GB). Only an index this user owns and only they can write is used."""
+    try:
+        fd = os.open(directory / _INDEX, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return {}
+        try:
+            data = json.loads(f.read())
+        except (OSError, ValueError, RecursionError):
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_index(directory: Path, index: dict[str, list[Any]]) -> None:
+    from migcheck.safefile import atomic_write
+
+    with contextlib.suppress(OSError):  # an optimisation: the next run reads the entries
+        atomic_write(directory / _INDEX, json.dumps(index, separators=(",", ":")), 0o600)
 
 
 def cached_facts_path(ref: HostRef) -> Path:
     """The probe-cache entry ``fleet --cached`` reads for ``ref`` (a path that does not
     exist when the host was never gathered under that text)."""
+    return cached_facts_paths([ref])[0]
+
+
+def cached_facts_paths(refs: Sequence[HostRef]) -> list[Path]:
+    """:func:`cached_facts_path` of each of ``refs``, the cache directory checked once."""
     missing = cache_dir() / "never-gathered.json"
     try:
         directory = usable_cache_dir()
         mtime = directory.stat().st_mtime_ns  # a new entry changes it: the index is redone
     except (CacheRefused, OSError):
-        return missing
-    return _targets_in(directory, mtime).get(ref.text, missing)
+        return [missing for _ in refs]
+    index = _targets_in(directory, mtime)
+    return [index.get(ref.text, missing) for ref in refs]
 
 
 @dataclass

@@ -398,3 +398,41 @@ def test_saved_facts_text_is_json_dumps_indented(fleet_dir: Path) -> None:
     ]
     for doc in docs + docs:  # twice: the second time from the memo
         assert dumps_facts(doc) == json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def test_cached_index_rereads_changed_entries_and_ignores_an_untrusted_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fleet --cached finds entries through an index of their identities (an unchanged
+    entry is not read again); a rewritten entry is read again, and an index others could
+    write is not believed."""
+    from migcheck.gather import _INDEX, _targets_in, cached_facts_paths, dumps_cache_entry
+    from migcheck.hosts import parse_host
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "f" / "cache"))
+    make_fleet.make_cache(tmp_path / "f", 3)
+    names = (tmp_path / "f" / "inventory.ini").read_text().split()[1:]
+    refs = [parse_host(n) for n in names]
+    first = cached_facts_paths(refs)
+    assert all(p.is_file() for p in first)
+    index = first[0].parent / _INDEX
+    assert index.is_file() and oct(index.stat().st_mode & 0o777) == "0o600"
+    # Rewritten in place (same inode), a new HOST text inside: found under it, not the old.
+    entry = json.loads(first[0].read_bytes())
+    entry["facts"]["host"]["target"] = "renamed.example.net"
+    with open(first[0], "r+") as f:
+        f.write(dumps_cache_entry(entry))
+        f.truncate()
+    _targets_in.cache_clear()  # as a new process would
+    renamed = parse_host("renamed.example.net")
+    again = cached_facts_paths([*refs, renamed])
+    assert again[3] == first[0] and not again[0].is_file() and again[1:3] == first[1:3]
+    # An index anyone may write is ignored: its planted targets do not count.
+    planted = json.loads(index.read_text())
+    for row in planted.values():
+        row[5] = "planted.example.net"
+    index.write_text(json.dumps(planted))
+    index.chmod(0o666)
+    _targets_in.cache_clear()
+    assert cached_facts_paths([renamed, parse_host("planted.example.net")])[0] == first[0]
+    assert not cached_facts_paths([parse_host("planted.example.net")])[0].is_file()
