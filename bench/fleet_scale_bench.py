@@ -11,7 +11,8 @@ on a shared machine wall time follows the load, CPU seconds much less.
 * ``cache``: ``migcheck fleet --inventory DIR/inventory.ini --cached ...`` with
   ``XDG_CACHE_HOME=DIR/cache`` (no host contacted). A "before" without ``--cached`` (older
   than the streaming work) gets no row.
-* cold: the digest cache is removed before the run; warm: it holds the last run's digests.
+* cold: the digest cache (and, for ``--cached``, the index of probe-cache entries) is
+  removed before the run; warm: they hold the last run's.
 
 Run: .venv/bin/python bench/fleet_scale_bench.py [--before DIR] [--hosts 1000,10000]
 ``--before DIR``: a checkout of the code to compare with (e.g. ``git worktree add DIR
@@ -128,6 +129,8 @@ def main() -> None:
                     for who, cmd in codes.items():
                         if temp == "cold":
                             shutil.rmtree(xdg / "migcheck" / "digests", ignore_errors=True)
+                            index = xdg / "migcheck" / "facts" / ".targets-index"
+                            index.unlink(missing_ok=True)  # --cached's index of entries
                         got = run(cmd, env)
                         if got is not None:
                             samples[who].append(got)
