@@ -71,8 +71,10 @@ def _entry_parts(raw: bytes) -> bytes | None:
     """The facts text of a probe-cache entry in :func:`migcheck.gather.dumps_cache_entry`'s
     layout, when its other members (its last line) say it is one; None for any other text.
     ``{"facts": FACTS, REST}`` reads as FACTS when REST holds no second ``facts``."""
+    if not raw.startswith(_ENTRY_HEAD):
+        return None  # a facts file: not scanned for the tail
     tail = raw.rfind(_ENTRY_TAIL)
-    if not raw.startswith(_ENTRY_HEAD) or tail < 0:
+    if tail < 0:
         return None
     try:
         rest = json.loads(b"{" + raw[tail + len(_ENTRY_TAIL) :])
