@@ -16,6 +16,13 @@ The machine-wide CPU of the run is printed too: on this lab the hosts share the
 controller's CPUs, so wall time on a 2-core machine says little about a real controller;
 CPU-seconds per host do.
 
+Two things the lab cannot show, so they have no row: the probe cache (the QEMU stand-in is
+a script, and the probe never trusts a wrapper script's answers from its cache), and
+`probe-script --skip-known-builds` (the stand-in's build data is partial, and a partial
+build is fetched again by every probe). `--tree-only N` measures the latter with this
+machine's real QEMU: the probe's output and time with and without the build schema, and
+`gather --from-ansible` of N such results.
+
 Run as root (the lab needs mount namespaces):
   .venv/bin/python bench/ansible_gather_bench.py [--hosts 500] [--forks 16,64,128]
 ansible-core comes from --venv (default /var/tmp/migcheck-ansible, which .ci/run creates;
@@ -114,6 +121,9 @@ def run(argv: list[str], env: dict[str, str], log_to: Path, ok: tuple[int, ...] 
         proc = subprocess.Popen(
             argv,
             env=env,
+            # cwd "/": `python -m` puts the working directory first on sys.path, and this
+            # checkout would be imported instead of the code asked for (--before's).
+            cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -211,37 +221,67 @@ def ansible_env(tmp: Path, ssh_config: Path, persist: bool, extra: dict[str, str
 
 
 def tree_only(n: int, before: Path | None) -> None:
-    """gather --from-ansible of an Ansible --tree directory holding N results of one real
-    probe run on this machine (each with QEMU's full build schema, as probe-script sends it
-    to a controller that does not hold the build): wall, CPU and peak RSS."""
+    """This machine's real probe (real QEMU) as Ansible would run it, with the full build
+    schema (``probe-script``) and without (``probe-script --skip-known-builds``, the build
+    already stored here): the probe's wall time (median of 5) and output size; then
+    ``gather --from-ansible`` of an Ansible ``--tree`` directory of N such results (wall,
+    CPU, peak RSS), this code and ``--before``'s (full outputs only)."""
     tmp = Path(tempfile.mkdtemp(prefix="migcheck-tree-bench-"))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp / "xdg"))
     try:
-        script = subprocess.run(
-            [*MIGCHECK, "probe-script"], capture_output=True, text=True, check=True
-        ).stdout
-        out = subprocess.run(
-            ["/usr/bin/python3", "-"], input=script, capture_output=True, text=True, check=True
-        ).stdout
-        if "build_schema" not in json.loads(out):
-            raise SystemExit("this machine's probe sent no build schema (no QEMU?)")
-        tree = tmp / "tree"
-        tree.mkdir()
-        result = json.dumps(
-            {"changed": True, "rc": 0, "stdout": out, "stdout_lines": out.splitlines()}
-        )
-        for i in range(n):  # as `ansible -m script --tree` writes each host's result
-            (tree / f"hv{i:05d}.example.net").write_text(result)
-        log(f"{n} results of {len(out)} bytes each in {tree}")
-        codes = {"after": sys.executable}
+        outputs = {}
+        for variant, extra in (("full", []), ("skip-known-builds", ["--skip-known-builds"])):
+            script = subprocess.run(
+                [*MIGCHECK, "probe-script", *extra],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            walls = []
+            for _ in range(5):
+                start = time.perf_counter()
+                out = subprocess.run(
+                    ["/usr/bin/python3", "-"],
+                    input=script,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                walls.append(time.perf_counter() - start)
+            sent = "build_schema" in json.loads(out)
+            if variant == "full":
+                if not sent:
+                    raise SystemExit("this machine's probe sent no build schema (no QEMU?)")
+                subprocess.run(  # stores the build here, as a first gather would
+                    [*MIGCHECK, "gather", "local", "--refresh"],
+                    env=env,
+                    capture_output=True,
+                    check=True,
+                )
+            outputs[variant] = out
+            log(
+                f"probe {variant}: {med(walls):.2f} s (median of 5), {len(out):,} bytes, "
+                f"build schema sent: {sent}"
+            )
+        runs = [("after", sys.executable, v) for v in outputs]
         if before is not None:
-            codes["before"] = str(before / ".venv" / "bin" / "python")
-        for who, python in codes.items():
-            env = dict(os.environ, XDG_CACHE_HOME=str(tmp / f"xdg-{who}"))
-            facts = tmp / f"facts-{who}"
+            runs.append(("before", str(before / ".venv" / "bin" / "python"), "full"))
+        for who, python, variant in runs:
+            tree = tmp / f"tree-{variant}"
+            if not tree.exists():
+                tree.mkdir()
+                out = outputs[variant]
+                result = json.dumps(
+                    {"changed": True, "rc": 0, "stdout": out, "stdout_lines": out.splitlines()}
+                )
+                for i in range(n):  # as `ansible -m script --tree` writes each host's result
+                    (tree / f"hv{i:05d}.example.net").write_text(result)
+            facts = tmp / f"facts-{who}-{variant}"
             argv = [python, "-m", "migcheck.entry", "gather", "--from-ansible", str(tree)]
             sample = run([*argv, "--out-dir", str(facts)], env, tmp / f"{who}.log")
             print(
-                f"| {n:,} | {who} | {sample.wall:.1f} s | {sample.cpu:.1f} "
+                f"| {n:,} | {who} | {variant} | {sample.wall:.1f} s | {sample.cpu:.1f} "
                 f"| {1000 * sample.cpu / n:.0f} ms | {sample.maxrss_mb:.0f} MiB "
                 f"| {sample.load[0]:.2f} |",
                 flush=True,
@@ -260,6 +300,12 @@ def main() -> None:
     parser.add_argument("--qemu", default="9.1.0", help="the lab hosts' QEMU stand-in")
     parser.add_argument("--venv", type=Path, default=Path("/var/tmp/migcheck-ansible"))
     parser.add_argument("--only", default="", help="comma-separated row keys to run")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also the tuned settings less one each (ControlPersist, piped transfer, "
+        "pipelining), at the middle forks",
+    )
     parser.add_argument(
         "--tree-only",
         type=int,
@@ -330,12 +376,6 @@ def main() -> None:
         def fresh() -> None:
             shutil.rmtree(xdg, ignore_errors=True)
 
-        def no_probe_cache() -> None:  # new hosts, builds already held
-            shutil.rmtree(xdg / "migcheck" / "facts", ignore_errors=True)
-
-        def keep() -> None:
-            pass
-
         def ansible_row(
             label: str,
             fork: int,
@@ -389,7 +429,6 @@ def main() -> None:
             check=True,
         )
         full = probe(tmp / "probe.py")
-        known = probe(tmp / "probe-known.py", "--skip-known-builds")
         subprocess.run(
             [str(ansible), names[0], "-i", str(inventory), "-m", "ping"],
             env=ansible_env(tmp, cfg, False, {}),
@@ -399,16 +438,9 @@ def main() -> None:
         rows: dict[str, Row] = {}
         tuned = {"ANSIBLE_PIPELINING": "True", "ANSIBLE_SSH_TRANSFER_METHOD": "piped"}
         rows["gather-first"] = gather(
-            f"`migcheck gather --jobs {args.jobs}`, first gather (no probe cache, no build "
-            "stored: every host sends its build schema)",
+            f"`migcheck gather --jobs {args.jobs}` (every host sends its build schema, as "
+            "with `probe-script`)",
             fresh,
-        )
-        rows["gather-known"] = gather(
-            f"`migcheck gather --jobs {args.jobs}`, build stored, no probe cache (new hosts)",
-            no_probe_cache,
-        )
-        rows["gather-warm"] = gather(
-            f"`migcheck gather --jobs {args.jobs}`, probe cache warm (QEMU not started)", keep
         )
         for fork in forks:
             rows[f"ansible-{fork}"] = ansible_row(
@@ -426,13 +458,15 @@ def main() -> None:
             {"ANSIBLE_PIPELINING": "False"},
             full,
         )
-        rows[f"ansible-{mid}-known"] = ansible_row(
-            f"Ansible `-f {mid}`, tuned, `probe-script --skip-known-builds`",
-            mid,
-            True,
-            tuned,
-            known,
-        )
+        if args.ablation:
+            for key, what, persist, less in (
+                ("no-persist", "no ControlPersist", False, {}),
+                ("sftp", "sftp transfer", True, {"ANSIBLE_SSH_TRANSFER_METHOD": "smart"}),
+                ("no-pipelining", "no pipelining", True, {"ANSIBLE_PIPELINING": "False"}),
+            ):
+                rows[f"ansible-{mid}-{key}"] = ansible_row(
+                    f"Ansible `-f {mid}`, tuned but {what}", mid, persist, tuned | less, full
+                )
         rows[f"playbook-{mid}-free"] = ansible_row(
             f"`ansible-playbook -f {mid}`, tuned, `gather_facts: false`, `strategy: free`",
             mid,
@@ -468,8 +502,6 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for key in chosen:
             print(fmt_row(rows[key], n))
-        sizes = {p.name: p.stat().st_size for p in (full, known)}
-        print(f"\nprobe scripts: {json.dumps(sizes)}")
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
