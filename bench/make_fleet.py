@@ -91,10 +91,9 @@ def make_cache(out: Path, n: int) -> None:
 
     os.environ["XDG_CACHE_HOME"] = str(out / "cache")
     import hashlib
-    import json
     import time
 
-    from migcheck.gather import CACHE_FORMAT, usable_cache_dir
+    from migcheck.gather import CACHE_FORMAT, dumps_cache_entry, usable_cache_dir
 
     shapes = shape_docs()
     rng = random.Random(25)
@@ -112,7 +111,7 @@ def make_cache(out: Path, n: int) -> None:
             "stored_unix": time.time(),
             "facts": doc,
         }
-        (usable_cache_dir() / f"{key}.json").write_text(json.dumps(entry, sort_keys=True))
+        (usable_cache_dir() / f"{key}.json").write_text(dumps_cache_entry(entry))
     copy_builds(out / "cache" / "migcheck" / "qemu-builds")
     (out / "inventory.ini").write_text("\n".join(lines) + "\n")
 

@@ -425,14 +425,20 @@ def store_dir() -> Path:
 _lock = threading.Lock()
 # Builds received from probes in this process (also when the store cannot be written).
 _received: dict[str, BuildData] = {}
-# Parsed build files by (path, mtime, size): a fleet of 1,000 hosts on 3 builds parses 3.
-_parsed: dict[tuple[str, int, int], BuildData] = {}
+# Parsed build files by path, with the identity they were parsed at (device, inode, size,
+# mtime and ctime in ns): a fleet of 1,000 hosts on 3 builds parses 3, and a file rewritten
+# 1,000 times (gather --from-ansible) is held once, not 1,000 times.
+_parsed: dict[str, tuple[tuple[int, int, int, int, int], BuildData]] = {}
+# What each received build was validated from: a probe that sends the same schema again
+# (every host of a build, under gather --from-ansible) is not validated and stored again.
+_received_from: dict[str, Any] = {}
 
 
 def forget_received() -> None:
     """Drop what probes sent this process and the parsed-file cache (tests, long runs)."""
     with _lock:
         _received.clear()
+        _received_from.clear()
         _parsed.clear()
 
 
@@ -453,9 +459,15 @@ def received(doc: Any, origin: str) -> BuildData:
     """Validate a build schema a probe sent, keep it for this process and in the local
     store (best effort: the store is a cache)."""
     where = f"{origin} (probe build data)"
+    key = doc.get("key") if isinstance(doc, dict) else None
+    with _lock:
+        seen = _received.get(key) if isinstance(key, str) else None
+        if seen is not None and _received_from.get(key) == doc:
+            return seen  # the same schema again: validated and stored already
     build = BuildData(validate_build(_scrub(doc, where), where), origin)
     with _lock:
         _received[build.key] = build
+        _received_from[build.key] = doc
     if build.complete:  # a partial one is used, but fetched again by the next probe
         with contextlib.suppress(OSError):  # the store is a cache; this process keeps it
             write_build(build, store_dir(), replace=True)
@@ -485,10 +497,11 @@ def load_build(path: str | Path, key: str | None = None) -> BuildData:
         st = p.stat()
     except OSError as exc:
         raise InputError(f"{origin}: cannot read QEMU build file: {exc.strerror or exc}") from None
-    cache_key = (os.path.abspath(origin), st.st_mtime_ns, st.st_size)
+    cache_key = os.path.abspath(origin)
+    ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     hit = _parsed.get(cache_key)
-    if hit is not None:
-        return hit
+    if hit is not None and hit[0] == ident:
+        return hit[1]
     if st.st_size > MAX_BUILD_BYTES:
         raise BuildError(origin, f"file is {st.st_size} bytes, more than {MAX_BUILD_BYTES}")
     try:
@@ -512,7 +525,7 @@ def load_build(path: str | Path, key: str | None = None) -> BuildData:
         doc = _scrub(doc, origin)
     build = BuildData(validate_build(doc, origin, key), origin)
     with _lock:
-        _parsed[cache_key] = build
+        _parsed[cache_key] = (ident, build)
     return build
 
 

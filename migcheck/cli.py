@@ -472,6 +472,15 @@ def probe_script_cmd(
     timeout: Annotated[
         float, typer.Option("--qemu-timeout", min=1.0, help="Deadline for the QEMU exchange.")
     ] = 20.0,
+    skip_known_builds: Annotated[
+        bool,
+        typer.Option(
+            "--skip-known-builds",
+            help="Hosts running a QEMU build this machine already holds (from an earlier "
+            "gather) do not send its schema (about 0.5 MB and 1 s of QEMU queries per "
+            "host); load the results with 'gather --from-ansible' on this machine.",
+        ),
+    ] = False,
 ) -> None:
     """Print the probe, for orchestration you already run (Ansible's script module, Salt,
     SSH multiplexers); load the results with 'gather --from-ansible DIR'."""
@@ -480,6 +489,10 @@ def probe_script_cmd(
     config: dict = {"qemu_timeout": timeout}
     if qemu:
         config["qemu"] = qemu
+    if skip_known_builds:
+        from migcheck.build import known_keys
+
+        config["known_builds"] = known_keys()
     clirun.write_text("#!/usr/bin/env python3\n" + probe_script(config))
 
 
@@ -590,7 +603,7 @@ def fleet(
     The table ends with one verdict line, the one the exit code states. Ctrl-C prints what
     was judged so far, marked incomplete (exit 3, or 1 if a judged
     cell is unsafe)."""
-    from migcheck.report.formats import FLEET_FORMATS, render_fleet
+    from migcheck.report.formats import FLEET_FORMATS, FleetReports
 
     files, to_stdout = clirun.plan_outputs(output, FLEET_FORMATS, fmt.value)
     show = fmt is FleetFormat.table or not to_stdout
@@ -618,11 +631,12 @@ def fleet(
             "migcheck: interrupted: the report shows only what was judged (complete: false)",
             markup=False,
         )
+    reports = FleetReports(outcome.result, outcome.changes)  # -o and stdout: rendered once
     for path, kind in files:
-        clirun.emit(render_fleet(kind, outcome.result, outcome.changes, clirun.stdout), path)
+        clirun.emit(reports.render(kind, clirun.stdout), path)
     if to_stdout:
         with clirun.pipe_safe():
-            clirun.emit(render_fleet(fmt.value, outcome.result, outcome.changes, clirun.stdout))
+            clirun.emit(reports.render(fmt.value, clirun.stdout))
     raise typer.Exit(outcome.exit_code)
 
 

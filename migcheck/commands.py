@@ -79,7 +79,11 @@ def load_guests(paths: Sequence[str], xml_paths: Sequence[str] = ()) -> list[VmS
     """Command-line files and libvirt domain XML files; a directory contributes its
     *.cmdline / *.args files (or, for --domain-xml, its *.xml files)."""
     from migcheck.cmdline import load_cmdline
-    from migcheck.domainxml import load_domain_xml
+
+    def load_domain_xml(path: str) -> VmSpec:
+        from migcheck.domainxml import load_domain_xml  # 12 ms: only when XML is given
+
+        return load_domain_xml(path)
 
     if not paths and not xml_paths:
         raise InputError("give at least one guest with --cmdline FILE or --domain-xml FILE")
@@ -319,12 +323,25 @@ def gather_from_ansible(directory: Path, out_dir: Path | None) -> GatherOutcome:
     return GatherOutcome(results, written)
 
 
+# What the gather summary reads (report/gather.py: Facts.kernel_release, qemu_version,
+# cpu_summary, kvm_usable): each section cut to these keys, its error kept.
+_SUMMARY_KEYS = {
+    "host": ("name",),
+    "kernel": ("release",),
+    "qemu": ("version",),
+    "cpu": ("model_name", "vendor", "family", "model", "stepping"),
+    "kvm": ("present", "usable", "error_open"),
+}
+
+
 def _summary_facts(facts: Facts) -> Facts:
-    """What the gather summary shows (kernel, QEMU version, CPU, KVM), without the bulk."""
-    doc = dict(facts.doc)
-    qemu = doc.get("qemu")
-    if isinstance(qemu, dict) and "error" not in qemu:
-        doc["qemu"] = {"version": qemu.get("version")}
+    """What the gather summary shows (kernel, QEMU version, CPU, KVM) and nothing else:
+    ``gather --from-ansible`` keeps one per host (under 1 KB), never a host's facts."""
+    doc: dict = {}
+    for name, keys in _SUMMARY_KEYS.items():
+        section = facts.doc.get(name)
+        if isinstance(section, dict):
+            doc[name] = {k: section[k] for k in (*keys, "error") if k in section}
     return Facts(doc, facts.origin, facts.base_dir)
 
 
@@ -404,13 +421,14 @@ def _fleet_from_files(
     """Facts files (or, ``from_cache``, each host's probe-cache entry), streamed: one parsed
     document per class is kept."""
     from migcheck.fleetload import DigestCache, load_fleet
-    from migcheck.gather import cached_facts_path
+    from migcheck.gather import cached_facts_paths
 
     entries: list[tuple[str | None, str]] = []
     missing: dict[str, str] = {}
-    for name, target in names:
+    paths = cached_facts_paths([parse_host(t) for _, t in names]) if from_cache else []
+    for i, (name, target) in enumerate(names):
         if from_cache:
-            path = cached_facts_path(parse_host(target))
+            path = paths[i]
             if not path.is_file():
                 missing[name] = "no facts in the probe cache (gather it once without --cached)"
                 continue

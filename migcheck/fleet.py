@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from migcheck.catalog import Catalog, Platform
@@ -132,7 +132,8 @@ class FleetResult:
     baseline_cpu: str | None
     both_ways: bool = False
     catalog: Catalog | None = None
-    platform_graph: Mapping[str, Any] = field(default_factory=dict)  # platforms.graph_view
+    # platforms.graph_view of the catalog (the HTML report draws it); computed on first use
+    platform_graph: Mapping[str, Any] = field(default_factory=dict)
     # False when Ctrl-C ended the run: the cells hold what was judged, the verdict is never
     # safe, and reports say so.
     complete: bool = True
@@ -308,9 +309,31 @@ def evaluate(
         baseline_cpu=baseline_cpu([c.facts for c in classes], catalog),
         both_ways=both_ways,
         catalog=catalog,
-        platform_graph=graph_view(catalog),
+        platform_graph=PlatformGraph(catalog),
         complete=complete,
     )
+
+
+class PlatformGraph(Mapping[str, Any]):
+    """:func:`migcheck.platforms.graph_view` of ``catalog``, computed on first access: only
+    the HTML report draws it, and computing it imports networkx (about 80 ms of a fleet
+    run's start-up)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    @cached_property
+    def _view(self) -> Mapping[str, Any]:
+        return graph_view(self._catalog)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._view[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
 
 
 def _judge_guest(

@@ -12,7 +12,9 @@ Two things make reading cheap without changing what is read:
   object parsed and validated the first time. Splitting is exact whatever the input: each
   piece must parse as an object on its own, and pieces that do are, joined with the commas
   they were split at, the whole document (JSON strings cannot hold a raw line feed); any
-  other text is parsed whole, as :func:`migcheck.facts.load_facts` does.
+  other text is parsed whole, as :func:`migcheck.facts.load_facts` does. Probe-cache
+  entries (``fleet --cached``) hold their facts in the same layout
+  (:func:`migcheck.gather.dumps_cache_entry`) and are read the same way.
 * **A digest cache** (``$XDG_CACHE_HOME/migcheck/digests/``) keyed by the file's identity:
   path, device, inode, size, and mtime and ctime in nanoseconds. Rewriting a file changes
   its ctime even when the writer restores size and mtime, so a changed file is read again.
@@ -28,7 +30,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,20 +38,17 @@ from typing import Any
 from migcheck import __version__
 from migcheck.errors import InputError
 from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, _scrubbed, load_facts, validate
-from migcheck.gather import CACHE_FORMAT
+from migcheck.gather import CACHE_FORMAT, dumps_by_section
 from migcheck.textsafe import may_hold_control
 
 _CUT = b',\n "'  # between top-level members, as gather and the probe cache write them
 _PREFIX = 64
 _SHARE_MIN = 2048  # smaller sections are parsed each time: caching them costs more
 _ERROR_PLACEHOLDER = {"error": "validated before"}
+_ENTRY_HEAD = b'{"facts": {\n'  # a probe-cache entry (migcheck.gather.dumps_cache_entry)
+_ENTRY_TAIL = b"\n}, "
 
-
-def dumps_by_section(doc: Mapping[str, Any]) -> str:
-    """Compact JSON with one top-level member per line (``,\n "name": ...``), sorted: what
-    the probe cache stores, so :class:`SectionReader` can share repeated sections."""
-    lines = (f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(doc.items()))
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+__all__ = ["DigestCache", "LoadedFleet", "SectionReader", "dumps_by_section", "load_fleet"]
 
 
 def _cache_entry_facts(raw: bytes, path: str) -> Facts:
@@ -62,7 +61,28 @@ def _cache_entry_facts(raw: bytes, path: str) -> Facts:
         raise FactsError(path, "not a readable probe-cache entry") from None
     if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
         raise FactsError(path, "not a probe-cache entry")
-    return Facts(validate(_scrubbed(entry.get("facts"), path), path), path)
+    facts = entry.get("facts")
+    if may_hold_control(raw):  # else scrub_tree would return it unchanged (and cost ~9 ms)
+        facts = _scrubbed(facts, path)
+    return Facts(validate(facts, path), path)
+
+
+def _entry_parts(raw: bytes) -> bytes | None:
+    """The facts text of a probe-cache entry in :func:`migcheck.gather.dumps_cache_entry`'s
+    layout, when its other members (its last line) say it is one; None for any other text.
+    ``{"facts": FACTS, REST}`` reads as FACTS when REST holds no second ``facts``."""
+    if not raw.startswith(_ENTRY_HEAD):
+        return None  # a facts file: not scanned for the tail
+    tail = raw.rfind(_ENTRY_TAIL)
+    if tail < 0:
+        return None
+    try:
+        rest = json.loads(b"{" + raw[tail + len(_ENTRY_TAIL) :])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(rest, dict) or "facts" in rest or rest.get("format") != CACHE_FORMAT:
+        return None
+    return raw[len(_ENTRY_HEAD) - 2 : tail + 2]  # "{\n" ... "\n}"
 
 
 def _suspect(raw: bytes) -> bool:
@@ -93,24 +113,34 @@ class SectionReader:
             raw = p.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot read facts file: {exc.strerror or exc}") from None
-        if CACHE_FORMAT.encode() in raw[-512:]:  # a probe-cache entry (keys sorted: at the end)
+        body = _entry_parts(raw)  # a probe-cache entry as the gatherer writes it
+        if body is not None:
+            return self._load(body, path, None, lambda: _cache_entry_facts(raw, path))
+        if CACHE_FORMAT.encode() in raw[-512:]:  # another entry (keys sorted: at the end)
             return _cache_entry_facts(raw, path)
+        return self._load(raw, path, str(p.parent), lambda: load_facts(path))
+
+    def _load(
+        self, raw: bytes, path: str, base_dir: str | None, whole: Callable[[], Facts]
+    ) -> Facts:
+        """The facts document ``raw`` from ``path``: exactly what ``whole()`` (the
+        reader that parses it whole) returns, sharing sections seen before."""
         pieces = self._split(raw)
         if pieces is None:
-            return load_facts(path)
+            return whole()
         doc: dict[str, Any] = {}
         fresh: list[bytes] = []
         for piece in pieces:
             hit = self._parsed.get(piece) if len(piece) >= _SHARE_MIN else None
             if hit is None:
                 if _suspect(piece):  # scrub_tree would change it: the full path scrubs
-                    return load_facts(path)
+                    return whole()
                 try:
                     member = json.loads(b"{" + piece + b"}")
                 except (ValueError, RecursionError):
-                    return load_facts(path)  # not split at the top level: parse it whole
+                    return whole()  # not split at the top level: parse it whole
                 if len(member) != 1:
-                    return load_facts(path)
+                    return whole()
                 hit = next(iter(member.items()))
                 if len(piece) >= _SHARE_MIN:
                     self._parsed[piece] = hit
@@ -120,9 +150,9 @@ class SectionReader:
             if piece not in self._valid:
                 fresh.append(piece)
         if "build_schema" in doc:
-            return load_facts(path)  # a raw probe output: its build goes to the store
+            return whole()  # a raw probe output: its build goes to the store
         self._validate(doc, pieces, fresh, path)
-        return Facts(doc, path, str(p.parent))
+        return Facts(doc, path, base_dir)
 
     def _validate(
         self, doc: dict[str, Any], pieces: list[bytes], fresh: list[bytes], origin: str

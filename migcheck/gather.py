@@ -49,6 +49,23 @@ def cache_dir() -> Path:
 CACHE_FORMAT = "migcheck.probe-cache/2"
 
 
+def dumps_by_section(doc: dict[str, Any]) -> str:
+    """Compact JSON, keys sorted, with one top-level member per line (``,\n "name": ...``):
+    :class:`migcheck.fleetload.SectionReader` cuts the text there and shares sections it
+    has seen byte for byte (hosts on one QEMU build send the same ``qemu`` section)."""
+    lines = (f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(doc.items()))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def dumps_cache_entry(entry: dict[str, Any]) -> str:
+    """A probe-cache file: the entry as JSON with its keys sorted (``facts`` first), the
+    facts laid out by :func:`dumps_by_section` and the rest on their last line, so
+    ``fleet --cached`` reads a fleet's entries as cheaply as facts files."""
+    rest = json.dumps({k: v for k, v in entry.items() if k != "facts"}, sort_keys=True)
+    facts = dumps_by_section(entry["facts"]).rstrip("\n")
+    return '{"facts": ' + facts + (", " + rest[1:] if rest != "{}" else "}") + "\n"
+
+
 def usable_cache_dir() -> Path:
     """The cache directory, created 0700; CacheRefused when another user owns it or others
     may write to it (they could plant facts that make an unsafe migration look safe)."""
@@ -108,6 +125,33 @@ def _cacheable(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("guests",)}
 
 
+_ENTRY_HEAD = b'{"facts": {\n'
+_ENTRY_TAIL = b"\n}, "  # the facts' closing brace, then the entry's other members
+_HOST_LINE = b'\n "host": '
+
+
+def _entry_outline(raw: bytes) -> dict[str, Any]:
+    """What :func:`_targets_in` needs of an entry (``format``, ``stored_unix``,
+    ``facts.host``) without parsing its facts: in :func:`dumps_cache_entry`'s layout the
+    other members are the last line and ``host`` is one line of the facts (JSON text cannot
+    hold a raw line feed inside a string, so these markers only occur where it put them).
+    Any other text is parsed whole."""
+    tail = raw.rfind(_ENTRY_TAIL)
+    if raw.startswith(_ENTRY_HEAD) and tail > 0 and raw.count(_HOST_LINE) == 1:
+        start = raw.index(_HOST_LINE) + 2
+        end = raw.find(b"\n", start)
+        line = raw[start:end].rstrip(b",") if 0 < end <= tail else b""
+        try:
+            rest = json.loads(b"{" + raw[tail + len(_ENTRY_TAIL) :])
+            host = json.loads(b"{" + line + b"}") if line else None
+        except ValueError:
+            rest = host = None
+        if isinstance(rest, dict) and "facts" not in rest and isinstance(host, dict):
+            return dict(rest, facts=host)
+    entry = json.loads(raw)
+    return entry if isinstance(entry, dict) else {}
+
+
 @functools.lru_cache(maxsize=8)
 def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
     """HOST text -> the newest probe-cache entry gathered under that text. Entries are keyed
@@ -119,29 +163,84 @@ def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
         paths = sorted(directory.glob("*.json"))
     except OSError:
         return {}
+    known = _read_index(directory)
+    index: dict[str, list[Any]] = {}
     for path in paths:
         try:
-            entry = json.loads(path.read_bytes())
-            target = entry["facts"]["host"]["target"]
-            stored = float(entry.get("stored_unix", 0))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not an entry we wrote: ignore it, as the cache lookup does
-        ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
-        if ours and (target not in found or stored > found[target][0]):
+            st = path.stat()
+        except OSError:
+            continue
+        ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        hit = known.get(path.name)
+        if isinstance(hit, list) and len(hit) == 7 and hit[:5] == ident:
+            target, stored = hit[5], hit[6]
+        else:
+            target, stored = _entry_target(path)
+        index[path.name] = [*ident, target, stored]
+        if isinstance(target, str) and (target not in found or stored > found[target][0]):
             found[target] = (stored, path)
+    if index != known:
+        _write_index(directory, index)
     return {t: p for t, (_, p) in found.items()}
+
+
+_INDEX = ".targets-index"  # not *.json: never taken for an entry
+
+
+def _entry_target(path: Path) -> tuple[str | None, float]:
+    """The HOST text an entry was gathered under and when (None: not an entry of ours)."""
+    try:
+        entry = _entry_outline(path.read_bytes())
+        target = entry["facts"]["host"]["target"]
+        stored = float(entry.get("stored_unix", 0))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None, 0.0  # not an entry we wrote: ignore it, as the cache lookup does
+    ours = entry.get("format") == CACHE_FORMAT and isinstance(target, str)
+    return (target, stored) if ours else (None, 0.0)
+
+
+def _read_index(directory: Path) -> dict[str, Any]:
+    """Entry file name -> [device, inode, size, mtime_ns, ctime_ns, target, stored] as the
+    last run found them: an entry whose identity is unchanged is not read again (10,000
+    entries are 1.2 GB). Only an index this user owns and only they can write is used."""
+    try:
+        fd = os.open(directory / _INDEX, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return {}
+        try:
+            data = json.loads(f.read())
+        except (OSError, ValueError, RecursionError):
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_index(directory: Path, index: dict[str, list[Any]]) -> None:
+    from migcheck.safefile import atomic_write
+
+    with contextlib.suppress(OSError):  # an optimisation: the next run reads the entries
+        atomic_write(directory / _INDEX, json.dumps(index, separators=(",", ":")), 0o600)
 
 
 def cached_facts_path(ref: HostRef) -> Path:
     """The probe-cache entry ``fleet --cached`` reads for ``ref`` (a path that does not
     exist when the host was never gathered under that text)."""
+    return cached_facts_paths([ref])[0]
+
+
+def cached_facts_paths(refs: Sequence[HostRef]) -> list[Path]:
+    """:func:`cached_facts_path` of each of ``refs``, the cache directory checked once."""
     missing = cache_dir() / "never-gathered.json"
     try:
         directory = usable_cache_dir()
         mtime = directory.stat().st_mtime_ns  # a new entry changes it: the index is redone
     except (CacheRefused, OSError):
-        return missing
-    return _targets_in(directory, mtime).get(ref.text, missing)
+        return [missing for _ in refs]
+    index = _targets_in(directory, mtime)
+    return [index.get(ref.text, missing) for ref in refs]
 
 
 @dataclass
@@ -289,7 +388,7 @@ class Gatherer:
         }
         # The cache is an optimisation; failing to write it is not an error.
         with contextlib.suppress(OSError):
-            atomic_write(directory / f"{key}.json", json.dumps(entry, sort_keys=True), 0o600)
+            atomic_write(directory / f"{key}.json", dumps_cache_entry(entry), 0o600)
 
     def gather(
         self, host: HostRef | str, *, vm: str | None = None, list_vms: bool = False

@@ -229,7 +229,12 @@ def recommended_pin(hosts: Iterable[HostPlatforms]) -> Platform | None:
     """The greatest common platform: most capabilities, then newest, upstream before distro
     names on a tie (an upstream name means the same thing on every host)."""
     hosts = list(hosts)
-    common = common_platforms(hosts)
+    if not hosts:
+        return None
+    # The key below orders every platform (its id breaks ties), so the common set need not
+    # be sorted first, as common_platforms() does for display.
+    ids = set.intersection(*({p.id for p in h.supported} for h in hosts))
+    common = [hosts[0].catalog.platforms[i] for i in ids]
     if not common:
         return None
     kernels = [_kernel_version(h.facts.kernel_release) for h in hosts]

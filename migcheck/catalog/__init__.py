@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ def default_catalog_dir() -> Path:
     return Path(__file__).resolve().parent / "data"
 
 
+@lru_cache(maxsize=1024)  # catalog versions, compared thousands of times by a fleet's checks
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split("."))
 
@@ -150,6 +151,7 @@ def _until(caps: Mapping[str, Capability], linux: str) -> frozenset[str]:
     return frozenset(c.id for c in caps.values() if c.in_platforms and c.linux_tuple <= limit)
 
 
+@cache  # a few dozen platform names, sorted thousands of times by a fleet's pair checks
 def platform_sort_key(name: str) -> tuple[Any, ...]:
     """linux-4.19 < linux-6.1 < linux-debian-12 < linux-rhel-9.4 (upstream first, numeric)."""
     m = re.match(r"^linux-(\d+)\.(\d+)$", name)

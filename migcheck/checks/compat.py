@@ -67,6 +67,8 @@ def _qemu_text(value: Any) -> str:
 
 def _globals_for(ctx: Context, driver: str, types: Mapping[str, Any]) -> set[str]:
     """Properties of ``driver`` a ``-global`` sets (it matches subtypes, as compat does)."""
+    if not ctx.vm.globals:
+        return set()
     names = set(ancestry(driver, types))
     backend = virtio_backend(driver, types)
     if backend:
@@ -99,6 +101,59 @@ def _differs(ctx: Context, dev: Any, name: str, machine: str, prop: str, a: Any,
 def _device_assumed(dev: Any) -> str | None:
     why = getattr(dev, "assumed", None)
     return f"the device {dev.driver}: {why}" if why else None
+
+
+_compared: dict[tuple[int, int, frozenset[str]], tuple[Any, Any, Any]] = {}
+
+
+def _compare_defaults(
+    src: Mapping[str, Any], dst: Mapping[str, Any], skip: frozenset[str]
+) -> tuple[int, list[tuple[str, Any, Any]]]:
+    """How many properties both builds give a static default (``skip``: set on the command
+    line), and those whose defaults differ or that one build reports without a default, in
+    name order. The effective-default maps are kept per build (:func:`_effective_defaults`),
+    so a fleet compares each pair of them once."""
+    key = (id(src), id(dst), skip)
+    hit = _compared.get(key)
+    if hit is not None and hit[0] is src and hit[1] is dst:
+        return hit[2]
+    compared = 0
+    differing: list[tuple[str, Any, Any]] = []
+    for prop in sorted(set(src) & set(dst) - skip):
+        a, b = src[prop], dst[prop]
+        if a is None and b is None:
+            continue  # no static default on either build: set at realize, not a default
+        compared += 1
+        if a is None or b is None or not _same(prop, a, b):
+            differing.append((prop, a, b))
+    if len(_compared) >= 4096:
+        _compared.clear()
+    _compared[key] = (src, dst, (compared, differing))  # held: their ids stay theirs
+    return compared, differing
+
+
+def _effective_defaults(
+    build: Any,
+    driver: str,
+    machine: str,
+    listed: Any,
+    qemu_version: str | None,
+    table: Any,
+) -> dict[str, Any] | Unknown:
+    """:func:`effective_defaults` of one build, kept with the build: ``listed`` follows
+    from the build, the machine type, the QEMU version and the table, so a fleet computes
+    each (device, machine type) once per build instead of once per class pair. Callers only
+    read the result."""
+    memo = build.__dict__.setdefault("_effective_defaults", {})
+    key = (driver, machine, qemu_version)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    values = effective_defaults(
+        driver, machine, build.device_props(driver), listed, qemu_version, build.device_types, table
+    )
+    memo[key] = (table, values)
+    return values
 
 
 @check(
@@ -188,15 +243,7 @@ def _compare(
         if isinstance(dst_types, Mapping) and dev.driver not in dst_types:
             continue  # the destination lacks the type itself: the device-type check says so
         src, dst = (
-            effective_defaults(
-                dev.driver,
-                machine,
-                build.device_props(dev.driver),
-                listed,
-                facts.qemu_version,
-                build.device_types,
-                table,
-            )
+            _effective_defaults(build, dev.driver, machine, listed, facts.qemu_version, table)
             for build, facts, listed in (
                 (src_build, ctx.src, compat_lists[0]),
                 (dst_build, ctx.dst, compat_lists[1]),
@@ -209,20 +256,16 @@ def _compare(
                     unknowns.append(f"{name} on the {role}: {side.reason}")
             continue
         skip = explicit | _globals_for(ctx, dev.driver, src_build.device_types)
-        for prop in sorted(set(src) & set(dst) - skip):
-            a, b = src[prop], dst[prop]
-            if a is None and b is None:
-                continue  # no static default on either build: set at realize, not a default
-            compared += 1
+        count, differing = _compare_defaults(src, dst, frozenset(skip))
+        compared += count
+        for prop, a, b in differing:
             if a is None or b is None:
                 unknowns.append(
                     f"{name}.{prop}: QEMU reports no default on the "
                     f"{'source' if a is None else 'destination'}"
                 )
-                continue
-            if _same(prop, a, b):
-                continue
-            findings.append(_differs(ctx, dev, name, machine, prop, a, b))
+            else:
+                findings.append(_differs(ctx, dev, name, machine, prop, a, b))
     if unknowns:
         findings.append(unknown(CID, *unknowns[:5], *(["..."] if len(unknowns) > 5 else [])))
     if not findings:

@@ -516,6 +516,19 @@ def compare_section(
     return hard, soft
 
 
+def _section_problems(src: Any, dst: Any, name: str) -> tuple[list[str], list[str]]:
+    """:func:`compare_section` of two builds' ``-dump-vmstate``, kept with the source
+    build: it depends on the two builds alone, and a fleet asks once per class pair.
+    Callers only read the result."""
+    memo = src.__dict__.setdefault("_vmstate_problems", {})
+    hit = memo.get((id(dst), name))
+    if hit is not None and hit[0] is dst:
+        return hit[1]
+    result = compare_section(name, src.vmstate[name], dst.vmstate.get(name))
+    memo[(id(dst), name)] = (dst, result)  # dst held: its id cannot be reused meanwhile
+    return result
+
+
 @check(
     "device.vmstate",
     reads=READS,
@@ -551,7 +564,7 @@ def check_vmstate(ctx: Context) -> list[Finding]:
     for driver in sorted({d.driver for d in devices}):
         for name in vmstate_sections(driver, sdump):
             compared += 1
-            hard, soft = compare_section(name, sdump[name], ddump.get(name))
+            hard, soft = _section_problems(src, dst, name)
             if hard:
                 findings.append(
                     Finding(

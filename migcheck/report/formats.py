@@ -29,13 +29,13 @@ ConsoleMaker = Callable[[], "Console"]
 
 
 def redact_finding(f: Finding) -> Finding:
-    return replace(
-        f,
-        message=redact_text(f.message),
-        source=redact_json(f.source),
-        destination=redact_json(f.destination),
-        fix=redact_text(f.fix) if f.fix else f.fix,
-    )
+    message = redact_text(f.message)
+    source = redact_json(f.source)
+    destination = redact_json(f.destination)
+    fix = redact_text(f.fix) if f.fix else f.fix
+    if (message, source, destination, fix) == (f.message, f.source, f.destination, f.fix):
+        return f  # nothing to hide (the usual case): a fleet report redacts ~30,000 findings
+    return replace(f, message=message, source=source, destination=destination, fix=fix)
 
 
 def redact_report(report: PairReport) -> PairReport:
@@ -177,10 +177,33 @@ def render_fleet(
     return FLEET_FORMATS[fmt](redact_fleet(result), changes, make_console)
 
 
+class FleetReports:
+    """One fleet judgment in several formats (``-f json -o gate.json -o gate.xml``):
+    redacted once, each text format rendered once (a 1,000-host report is ~1.5 MB of JSON)."""
+
+    def __init__(self, result: FleetResult, changes: Sequence[Change] | None) -> None:
+        self._result = result
+        self._changes = changes
+        self._redacted: FleetResult | None = None
+        self._texts: dict[str, str | None] = {}
+
+    def render(self, fmt: str, make_console: ConsoleMaker) -> str | None:
+        """Text to write, or None when the renderer drew on the console (tables)."""
+        if fmt in self._texts:
+            return self._texts[fmt]
+        if self._redacted is None:
+            self._redacted = redact_fleet(self._result)
+        text = FLEET_FORMATS[fmt](self._redacted, self._changes, make_console)
+        if text is not None:
+            self._texts[fmt] = text
+        return text
+
+
 __all__ = [
     "EXTENSIONS",
     "FLEET_FORMATS",
     "PAIR_FORMATS",
+    "FleetReports",
     "redact_fleet",
     "redact_report",
     "render_fleet",
