@@ -162,7 +162,14 @@ def test_ctrl_c_reports_what_was_judged(tmp_path: Path, fleet_dir: Path) -> None
     cmd = [sys.executable, "-m", "migcheck.entry", "fleet", *_files(fleet_dir)]
     cmd += ["--cmdline", str(guests), "-f", "json", "--no-digest-cache"]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+        # A suite started in the background (`make test &`) inherits SIGINT ignored, and so
+        # would the CLI: give it the default disposition an operator's terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Interrupt once the process has spent 1.5 CPU-seconds (start-up and reading the 64 files
     # take well under one): it is judging then, however loaded the machine is.

@@ -321,6 +321,8 @@ def test_ctrl_c_leaves_nothing(lab, hosts, tmp_path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
+        # A suite started in the background inherits SIGINT ignored: not the CLI under test.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _when_migrating(lab, hosts)
     proc.send_signal(signal.SIGINT)
