@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from migcheck.errors import InputError
+from migcheck.fileid import identity
 
 BUILD_SCHEMA = "migcheck.qemu-build/1"
 BUILDS_DIR = "qemu-builds"  # beside the facts files, and inside the local cache
@@ -498,7 +499,7 @@ def load_build(path: str | Path, key: str | None = None) -> BuildData:
     except OSError as exc:
         raise InputError(f"{origin}: cannot read QEMU build file: {exc.strerror or exc}") from None
     cache_key = os.path.abspath(origin)
-    ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    ident = identity(st)
     hit = _parsed.get(cache_key)
     if hit is not None and hit[0] == ident:
         return hit[1]

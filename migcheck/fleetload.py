@@ -38,6 +38,7 @@ from typing import Any
 from migcheck import __version__
 from migcheck.errors import InputError
 from migcheck.facts import MAX_FACTS_BYTES, SCHEMA, SECTIONS, Facts, _scrubbed, load_facts, validate
+from migcheck.fileid import Identity, identity
 from migcheck.gather import CACHE_FORMAT, dumps_by_section
 from migcheck.textsafe import may_hold_control
 
@@ -210,12 +211,6 @@ class SectionReader:
 
 
 # --- the digest cache ------------------------------------------------------------------------
-
-Identity = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
-
-
-def identity(st: os.stat_result) -> Identity:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _namespace() -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migcheck import __version__
+from migcheck import __version__, fileid
 from migcheck.errors import HostError, InputError, MigcheckError
 from migcheck.facts import Facts, facts_from_probe_output, load_facts, validate
 from migcheck.hosts import HostRef, parse_host
@@ -170,7 +170,7 @@ def _targets_in(directory: Path, _mtime_ns: int) -> dict[str, Path]:
             st = path.stat()
         except OSError:
             continue
-        ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        ident = list(fileid.identity(st))
         hit = known.get(path.name)
         if isinstance(hit, list) and len(hit) == 7 and hit[:5] == ident:
             target, stored = hit[5], hit[6]

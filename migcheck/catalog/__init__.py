@@ -17,6 +17,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from migcheck import fileid
 from migcheck.catalog.blockers import load_blockers
 from migcheck.catalog.compat import load_compat
 from migcheck.catalog.cpumodels import load_cpu_families
@@ -436,17 +437,7 @@ def _identity(base: Path) -> tuple[Any, ...]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                 elif entry.name.endswith(".toml"):
-                    st = entry.stat()
-                    found.append(
-                        (
-                            entry.path,
-                            st.st_dev,
-                            st.st_ino,
-                            st.st_size,
-                            st.st_mtime_ns,
-                            st.st_ctime_ns,
-                        )
-                    )
+                    found.append((entry.path, *fileid.identity(entry.stat())))
     return (__version__, sys.version_info[:2], str(base), tuple(sorted(found)))
 
 
